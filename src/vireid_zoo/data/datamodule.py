@@ -1,0 +1,397 @@
+"""LightningDataModules: the shared base and one thin subclass per dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader
+
+from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, training_labels
+from vireid_zoo.data.folder import ManifestDataset
+from vireid_zoo.data.llcm import LLCM
+from vireid_zoo.data.llcm import Direction as LLCMDirection
+from vireid_zoo.data.records import Sample
+from vireid_zoo.data.regdb import Direction as RegDBDirection
+from vireid_zoo.data.regdb import RegDB
+from vireid_zoo.data.sampler import CrossModalityIdentitySampler
+from vireid_zoo.data.sysu_mm01 import SYSUMM01, GallerySampling, SearchMode
+from vireid_zoo.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_test_transform,
+    build_train_transform,
+)
+from vireid_zoo.evaluation.functional import Protocol
+from vireid_zoo.evaluation.protocols import EvaluationSuite, TaskSpec
+
+
+class VIReIDDataModule(LightningDataModule):
+    """Shared training and evaluation data plumbing.
+
+    Training batches come from a :class:`CrossModalityIdentitySampler` (P identities x K
+    visible + K infrared images, DDP-aware). Evaluation batches cover an
+    :class:`EvaluationSuite`: every image of the run's tasks, embedded once.
+
+    Subclasses implement :meth:`train_samples`, :meth:`test_tasks` and optionally
+    :meth:`val_tasks`.
+
+    Args:
+        image_size: ``(height, width)`` of the network input.
+        num_identities: P, identities per training step and rank.
+        num_instances: K, images per identity and modality in a step.
+        test_batch_size: Batch size of evaluation loaders.
+        num_workers: Data loading worker processes.
+        seed: Seed of the identity sampler (the plan of epoch e depends on seed and e).
+        samples_per_epoch: Images per modality an epoch covers (over all ranks); defaults
+            to the larger modality's training set.
+        pad: Zero padding before the training random crop.
+        random_erasing: Random erasing probability for training images.
+        channel_augmentation: CAJ channel augmentation for visible training images.
+        interpolation: Resize interpolation (``bilinear``, ``bicubic``, ``lanczos``).
+        mean: Normalisation mean.
+        std: Normalisation standard deviation.
+        pin_memory: Pin batches in memory (useful with a GPU).
+    """
+
+    dataset_name = "dataset"
+
+    def __init__(
+        self,
+        *,
+        image_size: tuple[int, int] = (288, 144),
+        num_identities: int = 8,
+        num_instances: int = 4,
+        test_batch_size: int = 64,
+        num_workers: int = 4,
+        seed: int = 0,
+        samples_per_epoch: int | None = None,
+        pad: int = 10,
+        random_erasing: float = 0.5,
+        channel_augmentation: bool = False,
+        interpolation: str = "bilinear",
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.image_size = tuple(image_size)
+        self.num_identities = num_identities
+        self.num_instances = num_instances
+        self.test_batch_size = test_batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.samples_per_epoch = samples_per_epoch
+        self.pad = pad
+        self.random_erasing = random_erasing
+        self.channel_augmentation = channel_augmentation
+        self.interpolation = interpolation
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.pin_memory = pin_memory
+
+    # Dataset-specific hooks -------------------------------------------------------------
+
+    def train_samples(self) -> list[Sample]:
+        """Training images of both modalities."""
+        raise NotImplementedError
+
+    def test_tasks(self) -> list[TaskSpec]:
+        """The tasks a test run scores."""
+        raise NotImplementedError
+
+    def val_tasks(self) -> list[TaskSpec]:
+        """The tasks a validation run scores; none by default (no test-set selection)."""
+        return []
+
+    # Shared machinery ---------------------------------------------------------------------
+
+    @cached_property
+    def _train_samples(self) -> list[Sample]:
+        return self.train_samples()
+
+    @property
+    def num_classes(self) -> int:
+        """Number of training identities: the classifier size a model needs."""
+        return len(training_labels(self._train_samples))
+
+    @cached_property
+    def test_suite(self) -> EvaluationSuite:
+        """Images and tasks of the test run."""
+        return EvaluationSuite.from_specs(self.test_tasks())
+
+    @cached_property
+    def val_suite(self) -> EvaluationSuite | None:
+        """Images and tasks of validation, or None when the dataset defines none."""
+        tasks = self.val_tasks()
+        return EvaluationSuite.from_specs(tasks) if tasks else None
+
+    def _train_transform(self, channel_augmentation: bool) -> Any:
+        return build_train_transform(
+            self.image_size,
+            pad=self.pad,
+            random_erasing=self.random_erasing,
+            channel_augmentation=channel_augmentation,
+            mean=self.mean,
+            std=self.std,
+            interpolation=self.interpolation,
+        )
+
+    def _test_transform(self) -> Any:
+        return build_test_transform(
+            self.image_size, mean=self.mean, std=self.std, interpolation=self.interpolation
+        )
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def train_dataloader(self) -> DataLoader:
+        """Paired P x K batches from the cross-modality identity sampler."""
+        dataset = PairedTrainDataset(
+            self._train_samples,
+            visible_transform=self._train_transform(self.channel_augmentation),
+            infrared_transform=self._train_transform(False),
+        )
+        world_size, rank = self._world()
+        sampler = CrossModalityIdentitySampler(
+            dataset,
+            dataset.visible_labels,
+            dataset.infrared_labels,
+            num_identities=self.num_identities,
+            num_instances=self.num_instances,
+            num_replicas=world_size,
+            rank=rank,
+            seed=self.seed,
+            samples_per_epoch=self.samples_per_epoch,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=sampler.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
+        )
+
+    def _evaluation_loader(self, suite: EvaluationSuite) -> DataLoader:
+        return DataLoader(
+            EvaluationDataset(suite.samples, self._test_transform()),
+            batch_size=self.test_batch_size,
+            shuffle=False,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+        )
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """Validation images, or no loader when the dataset defines no validation split."""
+        suite = self.val_suite
+        return [] if suite is None else self._evaluation_loader(suite)
+
+    def test_dataloader(self) -> DataLoader:
+        """Every image of the test suite, each once, in suite order."""
+        return self._evaluation_loader(self.test_suite)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test suite's images, for embedding them with ``Trainer.predict``."""
+        return self._evaluation_loader(self.test_suite)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint records about the data it was trained on."""
+        return {"dataset": self.dataset_name, "num_classes": self.num_classes}
+
+
+class SYSUMM01DataModule(VIReIDDataModule):
+    """SYSU-MM01: 395 training identities; test modes ``all`` and ``indoor``.
+
+    Args:
+        root: The dataset folder.
+        modes: Search modes the test run scores (each logged under its name).
+        trials: Number of gallery trials (seeds 0..trials-1); 10 in the protocol.
+        shots: 1 (single-shot, standard) or 10 (multi-shot) gallery images per
+            (identity, camera).
+        sampling: ``"standard"`` (seeded ``random.choice``, as every published number) or
+            ``"official"`` (the official MATLAB permutations; needs ``permutation_file``).
+        permutation_file: The official ``rand_perm_cam.mat``.
+        validation: Hold the ``val`` identities out of training and validate on them
+            (all-search, ``val_trials`` trials) instead of training on train+val ids.
+        val_trials: Gallery trials of validation.
+        check_counts: Warn when counts differ from the published dataset.
+        **kwargs: :class:`VIReIDDataModule` arguments.
+    """
+
+    dataset_name = "sysu_mm01"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        modes: Sequence[SearchMode] = ("all", "indoor"),
+        trials: int = 10,
+        shots: int = 1,
+        sampling: GallerySampling = "standard",
+        permutation_file: str | Path | None = None,
+        validation: bool = False,
+        val_trials: int = 1,
+        check_counts: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = SYSUMM01(root, check_counts=check_counts, permutation_file=permutation_file)
+        self.modes = tuple(modes)
+        self.trials = trials
+        self.shots = shots
+        self.sampling = sampling
+        self.validation = validation
+        self.val_trials = val_trials
+
+    def train_samples(self) -> list[Sample]:
+        """Training images of the train+val identities (train only with ``validation``)."""
+        return self.dataset.train_samples("train" if self.validation else "train+val")
+
+    def test_tasks(self) -> list[TaskSpec]:
+        """One task per search mode."""
+        return [
+            self.dataset.task(mode, range(self.trials), self.shots, "test", self.sampling)
+            for mode in self.modes
+        ]
+
+    def val_tasks(self) -> list[TaskSpec]:
+        """All-search on the held-out val identities, when ``validation`` is on."""
+        if not self.validation:
+            return []
+        return [self.dataset.task("all", range(self.val_trials), 1, "val")]
+
+
+class RegDBDataModule(VIReIDDataModule):
+    """RegDB: one model per trial, trained and tested on that trial's split.
+
+    A checkpoint records its trial; restoring it into a datamodule of another trial
+    fails, because that trial's test identities were seen in training.
+
+    Args:
+        root: The dataset folder.
+        trial: The split, 1..10.
+        directions: Directions the test run scores.
+        check_counts: Warn when counts differ from the published dataset.
+        **kwargs: :class:`VIReIDDataModule` arguments.
+    """
+
+    dataset_name = "regdb"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        trial: int = 1,
+        directions: Sequence[RegDBDirection] = ("visible_to_thermal", "thermal_to_visible"),
+        check_counts: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = RegDB(root, trial, check_counts=check_counts)
+        self.directions = tuple(directions)
+
+    def train_samples(self) -> list[Sample]:
+        """Training images of this trial."""
+        return self.dataset.train_samples()
+
+    def test_tasks(self) -> list[TaskSpec]:
+        """One task per direction."""
+        return [self.dataset.task(direction) for direction in self.directions]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Record the trial with the checkpoint."""
+        return {**super().state_dict(), "trial": self.dataset.trial}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Refuse a checkpoint trained on another trial's split."""
+        trained_on = state_dict.get("trial")
+        if trained_on is not None and trained_on != self.dataset.trial:
+            raise ValueError(
+                f"this checkpoint was trained on RegDB trial {trained_on}, but the datamodule "
+                f"tests trial {self.dataset.trial}: trial {self.dataset.trial}'s test "
+                f"identities overlap trial {trained_on}'s training identities. Set "
+                f"data.trial={trained_on} or use a model trained on trial {self.dataset.trial}."
+            )
+
+
+class LLCMDataModule(VIReIDDataModule):
+    """LLCM: 713 training identities; test directions IR-to-VIS and VIS-to-IR.
+
+    Args:
+        root: The dataset folder.
+        directions: Directions the test run scores.
+        trials: Number of gallery trials (seeds 0..trials-1); 10 in the protocol.
+        check_counts: Warn when counts differ from the published dataset.
+        **kwargs: :class:`VIReIDDataModule` arguments.
+    """
+
+    dataset_name = "llcm"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        directions: Sequence[LLCMDirection] = ("ir_to_vis", "vis_to_ir"),
+        trials: int = 10,
+        check_counts: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = LLCM(root, check_counts=check_counts)
+        self.directions = tuple(directions)
+        self.trials = trials
+
+    def train_samples(self) -> list[Sample]:
+        """Training images from the idx files."""
+        return self.dataset.train_samples()
+
+    def test_tasks(self) -> list[TaskSpec]:
+        """One task per direction."""
+        return [self.dataset.task(d, range(self.trials)) for d in self.directions]
+
+
+class ManifestDataModule(VIReIDDataModule):
+    """A user's own dataset from a CSV manifest (``path,pid,camera,modality,split``).
+
+    Args:
+        manifest: The CSV file.
+        root: Folder relative paths start from (default: the manifest's folder).
+        protocol: Exclusion and CMC rule (see :class:`ManifestDataset`).
+        trials: Number of gallery trials.
+        gallery_shots: ``None`` uses the whole gallery; ``k`` samples ``k`` images per
+            (identity, camera) per trial with the standard seeded sequence.
+        **kwargs: :class:`VIReIDDataModule` arguments.
+    """
+
+    dataset_name = "manifest"
+
+    def __init__(
+        self,
+        manifest: str | Path,
+        *,
+        root: str | Path | None = None,
+        protocol: Protocol = "llcm",
+        trials: int = 1,
+        gallery_shots: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.dataset = ManifestDataset(manifest, root, protocol)
+        self.trials = trials
+        self.gallery_shots = gallery_shots
+
+    def train_samples(self) -> list[Sample]:
+        """Rows of split ``train``."""
+        return self.dataset.train_samples()
+
+    def test_tasks(self) -> list[TaskSpec]:
+        """The manifest's query/gallery task."""
+        return [self.dataset.task(range(self.trials), self.gallery_shots)]

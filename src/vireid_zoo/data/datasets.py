@@ -1,0 +1,106 @@
+"""Torch datasets: paired visible/infrared training items and evaluation images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from vireid_zoo.data.records import MODALITY_CODES, ImageDecodeError, Sample
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+def load_image(path: Path) -> Image.Image:
+    """Open an image as 3-channel RGB (infrared images are often stored single-channel).
+
+    Raises:
+        ImageDecodeError: naming the file when it cannot be read or decoded.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise ImageDecodeError(
+            f"cannot decode image {path}: {error}. Replace the file with an intact copy "
+            "from the original dataset archive."
+        ) from error
+
+
+def training_labels(samples: Sequence[Sample]) -> dict[int, int]:
+    """Map each training identity to a class label 0..N-1 in ascending identity order."""
+    return {pid: label for label, pid in enumerate(sorted({s.pid for s in samples}))}
+
+
+class PairedTrainDataset(Dataset):
+    """Training items indexed by ``(visible index, infrared index)`` pairs.
+
+    The identity sampler yields pairs of the same identity, so position ``j`` of a batch
+    holds a visible and an infrared image of one person.
+
+    Args:
+        samples: Training images of both modalities.
+        visible_transform: Transform of visible images.
+        infrared_transform: Transform of infrared images.
+
+    Items are dicts: ``visible``, ``infrared`` (image tensors) and ``visible_pid``,
+    ``infrared_pid`` (training class labels 0..num_classes-1, not raw identities).
+    """
+
+    def __init__(
+        self, samples: Sequence[Sample], visible_transform: Transform, infrared_transform: Transform
+    ) -> None:
+        self.visible = [s for s in samples if s.modality == "visible"]
+        self.infrared = [s for s in samples if s.modality == "infrared"]
+        self.labels = training_labels(samples)
+        self.visible_transform = visible_transform
+        self.infrared_transform = infrared_transform
+        self.visible_labels = torch.tensor([self.labels[s.pid] for s in self.visible])
+        self.infrared_labels = torch.tensor([self.labels[s.pid] for s in self.infrared])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of training identities."""
+        return len(self.labels)
+
+    def __len__(self) -> int:
+        return max(len(self.visible), len(self.infrared))
+
+    def __getitem__(self, pair: tuple[int, int]) -> dict[str, torch.Tensor]:
+        visible_index, infrared_index = pair
+        visible, infrared = self.visible[visible_index], self.infrared[infrared_index]
+        return {
+            "visible": self.visible_transform(load_image(visible.path)),
+            "infrared": self.infrared_transform(load_image(infrared.path)),
+            "visible_pid": self.visible_labels[visible_index],
+            "infrared_pid": self.infrared_labels[infrared_index],
+        }
+
+
+class EvaluationDataset(Dataset):
+    """The images of an evaluation suite.
+
+    Items are dicts: ``image``, ``pid``, ``camid``, ``modality`` (0 visible, 1 infrared)
+    and ``index`` (position in the suite, used to drop the duplicates that distributed
+    samplers add).
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform: Transform) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.samples[index]
+        return {
+            "image": self.transform(load_image(sample.path)),
+            "pid": torch.tensor(sample.pid),
+            "camid": torch.tensor(sample.camid),
+            "modality": torch.tensor(MODALITY_CODES[sample.modality]),
+            "index": torch.tensor(index),
+        }

@@ -1,0 +1,122 @@
+"""Standard train / test transforms and CAJ channel augmentation.
+
+Train (AGW recipe): resize to the input size, zero-pad 10, random crop back to the input
+size, horizontal flip, ImageNet normalisation, random erasing (p = 0.5). Test: resize and
+normalise. Channel augmentation (Ye et al., "Channel Augmented Joint Learning for
+Visible-Infrared Recognition", ICCV 2021) is an option for visible training images:
+replace the image by one of its colour channels or its grayscale, and erase a random
+rectangle with random values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torchvision.transforms import InterpolationMode, v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+INTERPOLATIONS: dict[str, InterpolationMode] = {
+    "bilinear": InterpolationMode.BILINEAR,
+    "bicubic": InterpolationMode.BICUBIC,
+    "lanczos": InterpolationMode.LANCZOS,
+    "nearest": InterpolationMode.NEAREST,
+}
+
+GRAYSCALE_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+class RandomChannelSelection(nn.Module):
+    """Replace an RGB image by one of its channels or its grayscale, replicated 3 times.
+
+    The CAJ "channel exchangeable" augmentation: each of R, G, B and grayscale is picked
+    with equal chance. Applied with probability ``p`` to a float ``(3, H, W)`` tensor.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"probability must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Apply the augmentation to one image tensor."""
+        if torch.rand(()) >= self.p:
+            return image
+        choice = int(torch.randint(4, ()))
+        if choice < 3:
+            channel = image[choice]
+        else:
+            weights = torch.tensor(GRAYSCALE_WEIGHTS, dtype=image.dtype, device=image.device)
+            channel = (image * weights[:, None, None]).sum(dim=0)
+        return channel.unsqueeze(0).expand_as(image).clone()
+
+
+def _resize(size: Sequence[int], interpolation: str) -> v2.Resize:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"unknown interpolation {interpolation!r}: use one of {list(INTERPOLATIONS)}"
+        )
+    return v2.Resize(tuple(size), interpolation=INTERPOLATIONS[interpolation], antialias=True)
+
+
+def build_train_transform(
+    image_size: Sequence[int] = (288, 144),
+    *,
+    pad: int = 10,
+    flip_probability: float = 0.5,
+    random_erasing: float = 0.5,
+    channel_augmentation: bool = False,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bilinear",
+) -> v2.Compose:
+    """Return the training transform (PIL RGB image -> normalised float tensor).
+
+    Args:
+        image_size: ``(height, width)`` of the network input.
+        pad: Zero padding before the random crop.
+        flip_probability: Probability of a horizontal flip.
+        random_erasing: Probability of random erasing (0 disables it).
+        channel_augmentation: Add CAJ channel selection (p = 0.5) before normalisation
+            and replace plain random erasing by erasing with random values.
+        mean: Normalisation mean.
+        std: Normalisation standard deviation.
+        interpolation: Resize interpolation.
+    """
+    steps: list[nn.Module] = [
+        v2.ToImage(),
+        _resize(image_size, interpolation),
+        v2.Pad(pad, fill=0),
+        v2.RandomCrop(tuple(image_size)),
+        v2.RandomHorizontalFlip(flip_probability),
+        v2.ToDtype(torch.float32, scale=True),
+    ]
+    if channel_augmentation:
+        steps.append(RandomChannelSelection(p=0.5))
+    steps.append(v2.Normalize(list(mean), list(std)))
+    if random_erasing > 0:
+        value = "random" if channel_augmentation else 0
+        steps.append(v2.RandomErasing(p=random_erasing, value=value))
+    return v2.Compose(steps)
+
+
+def build_test_transform(
+    image_size: Sequence[int] = (288, 144),
+    *,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bilinear",
+) -> v2.Compose:
+    """Return the test transform: resize, to float, normalise."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            _resize(image_size, interpolation),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )

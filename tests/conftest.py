@@ -1,0 +1,62 @@
+"""Shared fixtures: small synthetic datasets in each real on-disk layout.
+
+The datasets are written once per test session (they are read-only for the tests); a test
+that needs to damage a dataset copies it first with :func:`copy_dataset`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def sysu_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_sysu_mm01(
+        tmp_path_factory.mktemp("data") / "SYSU-MM01",
+        num_train_ids=10,
+        num_val_ids=3,
+        num_test_ids=6,
+        images_per_camera=3,
+        image_size=(32, 16),
+        seed=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def regdb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_regdb(
+        tmp_path_factory.mktemp("data") / "RegDB",
+        num_ids=12,
+        images_per_modality=3,
+        image_size=(32, 16),
+        seed=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def llcm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The parent folder's name contains "cam" on purpose: paths must be parsed relative to
+    # the dataset root, never from the absolute path.
+    return make_llcm(
+        tmp_path_factory.mktemp("camera_data") / "cam9_LLCM",
+        num_train_ids=10,
+        num_test_ids=6,
+        images_per_camera=2,
+        image_size=(32, 16),
+        seed=1,
+    )
+
+
+def copy_dataset(root: Path, destination: Path) -> Path:
+    """Copy a session dataset so a test can damage it."""
+    return Path(shutil.copytree(root, destination / root.name))
