@@ -1,0 +1,299 @@
+"""Two-stream ResNet trunk: modality-specific early stages, shared later stages.
+
+The trunk that AGW (Ye et al., "Deep Learning for Person Re-identification: A Survey and
+Outlook", TPAMI 2021, its AGW baseline) and the methods of this zoo build on: an ImageNet ResNet
+whose first stage(s) are duplicated, one copy per modality, while the later stages are
+shared, so that low-level modality differences are absorbed before a common embedding
+is learnt. The last stride is set to 1 (Luo et al., "Bag of Tricks and a Strong Baseline
+for Deep Person Re-identification", CVPRW 2019, the "last stride" trick) to keep a finer final map.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import timm
+import torch
+from safetensors.torch import load_file
+from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+from torch import nn
+
+Modality = Literal["visible", "infrared"]
+
+#: timm architectures with the plain ResNet layout (7x7 stem, 1x1-conv downsample paths).
+SUPPORTED_ARCHS: tuple[str, ...] = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+)
+_LAST_STAGE = 4
+_MAX_LISTED_KEYS = 10
+
+
+class BlockWithInsert(nn.Module):
+    """A residual block followed by a module inserted after it.
+
+    Made by :meth:`TwoStreamResNet.insert_after_block`. Its children are ``block`` (the
+    original residual block, whose parameter names are kept under ``block.``) and
+    ``extra`` (the inserted module, under ``extra.``).
+
+    Args:
+        block: The residual block that runs first.
+        extra: The module applied to the block's output.
+    """
+
+    def __init__(self, block: nn.Module, extra: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+        self.extra = extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the block, then the inserted module."""
+        return self.extra(self.block(x))
+
+
+class TwoStreamResNet(nn.Module):
+    """ResNet with modality-specific stages ``0..split_stage`` and shared later stages.
+
+    Stage 0 is the stem (``conv1``, ``bn1``, ``act1``, ``maxpool``) and stages 1..4 are
+    ``layer1``..``layer4`` of a timm ResNet. The visible and infrared copies of the
+    specific stages start from the same weights. State-dict keys are
+    ``visible_stages.{s}.*``, ``infrared_stages.{s}.*`` (``s`` = stage index) and
+    ``shared_stages.{s - split_stage - 1}.{block}.*``; the stem keeps timm's names
+    (``visible_stages.0.conv1.weight``).
+
+    Args:
+        arch: A timm architecture from :data:`SUPPORTED_ARCHS`.
+        pretrained: Load timm's ImageNet weights (needs the network or a filled cache).
+        pretrained_file: A local ``.safetensors`` (preferred) or ``.pth``/``.pt`` state dict
+            of the same timm architecture; when given it is used instead of the download,
+            whatever ``pretrained`` says. Loading is strict except for the ``fc.*`` head.
+        split_stage: Last modality-specific stage, 0 (stem only, the AGW setting) to 3.
+        last_stride: Stride of ``layer4``'s first block (its strided conv and its
+            downsample path): 1 doubles the final map's height and width, 2 is ImageNet's.
+
+    Raises:
+        ValueError: An unsupported ``arch``, ``split_stage`` or ``last_stride``.
+        RuntimeError: The ImageNet weights could not be fetched, or ``pretrained_file``
+            does not match the architecture.
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet50",
+        *,
+        pretrained: bool = False,
+        pretrained_file: str | Path | None = None,
+        split_stage: int = 0,
+        last_stride: int = 1,
+    ) -> None:
+        super().__init__()
+        if split_stage not in range(_LAST_STAGE):
+            raise ValueError(
+                f"split_stage must be 0..{_LAST_STAGE - 1} (at least layer4 is shared), "
+                f"got {split_stage!r}"
+            )
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
+        resnet = _build_resnet(arch, pretrained, pretrained_file)
+        _set_first_block_stride(resnet.layer4, last_stride)
+        stem = nn.Sequential(
+            OrderedDict(
+                conv1=resnet.conv1, bn1=resnet.bn1, act1=resnet.act1, maxpool=resnet.maxpool
+            )
+        )
+        stages = [stem, resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4]
+        self.arch = arch
+        self.split_stage = split_stage
+        self.last_stride = last_stride
+        #: Channels of the feature map after each stage 0..4.
+        self.stage_channels: tuple[int, ...] = tuple(
+            int(info["num_chs"]) for info in resnet.feature_info
+        )
+        self.out_channels: int = self.stage_channels[-1]
+        self.visible_stages = nn.ModuleList(stages[: split_stage + 1])
+        self.infrared_stages = copy.deepcopy(self.visible_stages)
+        self.shared_stages = nn.ModuleList(stages[split_stage + 1 :])
+
+    def forward_specific(self, x: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """Run the stages ``0..split_stage`` of the given modality's stream.
+
+        Args:
+            x: Images, (B, 3, H, W).
+            modality: ``"visible"`` or ``"infrared"``: the images' modality (never their
+                role as query or gallery).
+
+        Returns:
+            The feature map after stage ``split_stage``.
+        """
+        if modality == "visible":
+            stages = self.visible_stages
+        elif modality == "infrared":
+            stages = self.infrared_stages
+        else:
+            raise ValueError(f"modality must be 'visible' or 'infrared', got {modality!r}")
+        for stage in stages:
+            x = stage(x)
+        return x
+
+    def forward_shared(
+        self, x: torch.Tensor, start_stage: int | None = None, end_stage: int | None = None
+    ) -> torch.Tensor:
+        """Run the shared stages ``start_stage..end_stage`` (inclusive, absolute indices).
+
+        Args:
+            x: The feature map entering ``start_stage``.
+            start_stage: First stage to run; defaults to ``split_stage + 1``.
+            end_stage: Last stage to run; defaults to 4. Methods with their own heads on a
+                late stage stop earlier.
+
+        Returns:
+            The feature map after ``end_stage``.
+        """
+        first = self.split_stage + 1
+        start = first if start_stage is None else start_stage
+        end = _LAST_STAGE if end_stage is None else end_stage
+        if not first <= start <= end <= _LAST_STAGE:
+            raise ValueError(
+                f"need {first} <= start_stage <= end_stage <= {_LAST_STAGE} (shared stages "
+                f"with split_stage={self.split_stage}), got start_stage={start_stage!r}, "
+                f"end_stage={end_stage!r}"
+            )
+        for stage in self.shared_stages[start - first : end - first + 1]:
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """Map images of one modality to the final feature map (B, out_channels, h, w)."""
+        return self.forward_shared(self.forward_specific(x, modality))
+
+    def insert_after_block(self, stage: int, block: int, module: nn.Module) -> None:
+        """Insert ``module`` after residual block ``block`` (0-based) of a shared stage.
+
+        The block is replaced in place by a :class:`BlockWithInsert`, so block indices do
+        not move: its parameters become ``shared_stages.{j}.{block}.block.*`` and the
+        module's ``shared_stages.{j}.{block}.extra.*``, with ``j = stage - split_stage - 1``.
+        AGW's non-local blocks go after blocks 2, 3 of stage 2 and 3, 4, 5 of stage 3.
+
+        Args:
+            stage: Absolute index of a shared stage (``split_stage + 1`` .. 4).
+            block: Index of the residual block within that stage.
+            module: Module mapping the block's output to a tensor of the same shape.
+        """
+        first = self.split_stage + 1
+        if not first <= stage <= _LAST_STAGE:
+            raise ValueError(
+                f"stage {stage!r} is not shared: the shared stages are {first}..{_LAST_STAGE} "
+                f"(split_stage={self.split_stage})"
+            )
+        blocks = self.shared_stages[stage - first]
+        if not 0 <= block < len(blocks):
+            raise ValueError(f"stage {stage} has blocks 0..{len(blocks) - 1}, got block {block!r}")
+        if isinstance(blocks[block], BlockWithInsert):
+            raise ValueError(f"block {block} of stage {stage} already has an inserted module")
+        blocks[block] = BlockWithInsert(blocks[block], module)
+
+
+def _build_resnet(arch: str, pretrained: bool, pretrained_file: str | Path | None) -> ResNet:
+    """Create the timm ResNet and fill it with the requested weights."""
+    if arch not in SUPPORTED_ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(SUPPORTED_ARCHS)}; got {arch!r}")
+    if pretrained_file is not None:
+        model = timm.create_model(arch, pretrained=False)
+        _load_weights_file(model, arch, Path(pretrained_file))
+        return model
+    if not pretrained:
+        return timm.create_model(arch, pretrained=False)
+    try:
+        return timm.create_model(arch, pretrained=True)
+    except Exception as err:  # network, hub, cache and checksum failures all end here
+        raise RuntimeError(
+            f"The ImageNet weights of timm model {arch!r} could not be fetched "
+            f"({type(err).__name__}: {err}). Offline, get a state dict of timm's {arch!r} "
+            f"(.safetensors or .pth) and pass pretrained_file=PATH, or use pretrained=False "
+            f"to start from random weights."
+        ) from err
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a flat state dict from a ``.safetensors`` or ``.pth``/``.pt`` file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained_file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".safetensors", ".pth", ".pt"):
+        raise ValueError(
+            f"pretrained_file {str(path)!r}: expected a .safetensors, .pth or .pt file"
+        )
+    try:
+        if suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt files raise library-specific errors
+        raise RuntimeError(f"could not read weights file {str(path)!r}: {err}") from err
+    if not isinstance(state, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise RuntimeError(
+            f"weights file {str(path)!r} does not hold a flat state dict (names -> tensors)"
+        )
+    return dict(state)
+
+
+def _load_weights_file(model: ResNet, arch: str, path: Path) -> None:
+    """Load a local state dict strictly, ignoring only the ``fc.*`` classifier.
+
+    BatchNorm ``num_batches_tracked`` counters may be absent (older checkpoints lack them;
+    PyTorch then sets them to 0).
+    """
+    given = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
+    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
+    problems = {
+        "missing": sorted(
+            k for k in expected.keys() - given.keys() if not k.endswith(".num_batches_tracked")
+        ),
+        "unexpected": sorted(given.keys() - expected.keys()),
+        "wrong shape": [
+            f"{k} (file {tuple(given[k].shape)}, model {tuple(expected[k].shape)})"
+            for k in sorted(expected.keys() & given.keys())
+            if given[k].shape != expected[k].shape
+        ],
+    }
+    lines = [
+        f"  {kind} ({len(keys)}): {', '.join(keys[:_MAX_LISTED_KEYS])}"
+        + (f" and {len(keys) - _MAX_LISTED_KEYS} more" if len(keys) > _MAX_LISTED_KEYS else "")
+        for kind, keys in problems.items()
+        if keys
+    ]
+    if lines:
+        raise RuntimeError(
+            f"weights file {str(path)!r} does not match timm architecture {arch!r} "
+            "(only fc.* may differ):\n" + "\n".join(lines)
+        )
+    model.load_state_dict(given, strict=False)
+
+
+def _set_first_block_stride(stage: nn.Sequential, stride: int) -> None:
+    """Set the stride of a stage's first block: its strided conv and its downsample conv."""
+    block = stage[0]
+    if isinstance(block, BasicBlock):
+        strided = block.conv1
+    elif isinstance(block, Bottleneck):
+        strided = block.conv2
+    else:
+        raise TypeError(f"expected a timm BasicBlock or Bottleneck, got {type(block).__name__}")
+    downsample = block.downsample
+    if not isinstance(downsample, nn.Sequential) or not isinstance(downsample[0], nn.Conv2d):
+        raise TypeError("expected the first block's downsample path to start with a Conv2d")
+    strided.stride = (stride, stride)
+    downsample[0].stride = (stride, stride)

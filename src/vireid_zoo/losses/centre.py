@@ -1,0 +1,104 @@
+"""Identity-centre losses across modalities."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vireid_zoo.losses.distance import pairwise_euclidean
+
+_MODALITY_NAMES = ("visible", "infrared")
+
+
+def modality_centres(
+    features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean feature of each (identity, modality) pair present in the batch.
+
+    Args:
+        features: (B, D) features.
+        labels: (B,) identity labels.
+        modalities: (B,) 0 for visible, 1 for infrared.
+
+    Returns:
+        ``(centres, identities)``: centres (P, 2, D), ``centres[k, 0]`` the visible and
+        ``centres[k, 1]`` the infrared centre of identity ``identities[k]`` (sorted).
+
+    Raises:
+        ValueError: On mismatched shapes, a modality other than 0/1, or an identity that
+            lacks one of the modalities in the batch.
+    """
+    if (
+        features.dim() != 2
+        or labels.shape != features.shape[:1]
+        or (modalities.shape != labels.shape)
+    ):
+        raise ValueError(
+            f"expected features (B, D), labels (B,) and modalities (B,), got "
+            f"{tuple(features.shape)}, {tuple(labels.shape)} and {tuple(modalities.shape)}"
+        )
+    if not bool(((modalities == 0) | (modalities == 1)).all()):
+        raise ValueError(
+            f"modalities must be 0 (visible) or 1 (infrared), got {modalities.unique().tolist()}"
+        )
+    identities, index = labels.unique(return_inverse=True)
+    slot = index * 2 + modalities.long()
+    num_slots = 2 * identities.numel()
+    counts = torch.bincount(slot, minlength=num_slots)
+    if bool((counts == 0).any()):
+        absent = (counts == 0).nonzero().flatten().tolist()
+        described = ", ".join(
+            f"identity {identities[s // 2].item()} has no {_MODALITY_NAMES[s % 2]} sample"
+            for s in absent
+        )
+        raise ValueError(f"every identity needs both modalities in the batch: {described}")
+    sums = features.new_zeros(num_slots, features.shape[1]).index_add(0, slot, features)
+    centres = sums / counts[:, None].to(features.dtype)
+    return centres.view(-1, 2, features.shape[1]), identities
+
+
+class HeteroCenterTripletLoss(nn.Module):
+    r"""Hetero-centre triplet loss: triplets between modality centres of identities.
+
+    Liu et al., "Parameter Sharing Exploration and Hetero-Center Triplet Loss for
+    Visible-Thermal Person Re-Identification", IEEE TMM 2021 (hetero-center triplet
+    loss). With :math:`c^y_v, c^y_t` the visible and infrared centres of identity ``y``
+    among the P identities of the batch, each centre is an anchor whose positive is the
+    other modality's centre of its identity and whose negative is the nearest centre (of
+    either modality) of any other identity:
+
+    .. math:: L = \frac{1}{2P}\sum_{y}\sum_{m \in \{v, t\}} \big[\rho + d(c^y_m, c^y_{\bar m})
+        - \min_{y' \ne y,\, n \in \{v, t\}} d(c^y_m, c^{y'}_n)\big]_+ ,
+
+    with :math:`d` from :func:`~vireid_zoo.losses.pairwise_euclidean` (the paper sums over
+    anchors; the mean keeps the scale independent of P).
+
+    Args:
+        margin: :math:`\rho`.
+    """
+
+    def __init__(self, margin: float = 0.3) -> None:
+        super().__init__()
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        self.margin = margin
+
+    def forward(
+        self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean loss; ``modalities`` is 0 for visible and 1 for infrared samples.
+
+        Raises:
+            ValueError: If an identity lacks a modality, or the batch has one identity.
+        """
+        centres, identities = modality_centres(features, labels, modalities)
+        if identities.numel() < 2:
+            raise ValueError("the hetero-centre triplet loss needs at least two identities")
+        flat = centres.flatten(0, 1)  # rows: id0 visible, id0 infrared, id1 visible, ...
+        dist = pairwise_euclidean(flat, flat)
+        owner = torch.arange(identities.numel(), device=flat.device).repeat_interleave(2)
+        rows = torch.arange(flat.shape[0], device=flat.device)
+        positive = dist[rows, rows ^ 1]  # the other modality of the same identity
+        negative = dist.masked_fill(owner[:, None] == owner[None, :], float("inf")).amin(dim=1)
+        return F.relu(self.margin + positive - negative).mean()
