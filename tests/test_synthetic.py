@@ -336,7 +336,7 @@ def test_interrupted_write_leaves_no_dataset(tmp_path: Path, monkeypatch) -> Non
             raise OSError("disk full")
         Image.fromarray(image).save(path, format="JPEG")
 
-    monkeypatch.setattr(synthetic, "_save_image", failing_save)
+    monkeypatch.setattr("vireid_zoo.data.synthetic.llcm._save_image", failing_save)
     with pytest.raises(OSError, match="disk full"):
         make_llcm(tmp_path / "LLCM", num_train_ids=2, num_test_ids=2, image_size=TINY)
     assert list(tmp_path.iterdir()) == []
