@@ -37,9 +37,7 @@ def main() -> None:
             items = [dataset[i] for i in range(start, min(start + 64, len(dataset)))]
             batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
             features = batch["image"].flatten(1) @ projection
-            metric.update(
-                batch["index"], features, batch["pid"], batch["camid"], batch["modality"]
-            )
+            metric.update(batch["index"], features, batch["pid"], batch["camid"], batch["modality"])
         for result in metric.compute().values():
             print(result.table(), end="\n\n")
 
