@@ -150,3 +150,18 @@ def test_every_argument_is_usable_from_a_yaml_config(
     assert dm.image_size == (48, 24) and dm.num_instances == 3 and dm.channel_augmentation
     with pytest.raises(SystemExit):
         parser.parse_args(["--config", str(config), "--data.image_szie", "[1, 2]"])
+
+
+def test_training_augmentation_is_reproducible_whatever_the_workers(sysu_root: Path) -> None:
+    def first_batch(num_workers: int, torch_seed: int) -> dict:
+        torch.manual_seed(torch_seed)  # the global generator must not matter
+        dm = SYSUMM01DataModule(sysu_root, **{**SMALL, "num_workers": num_workers})
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(1)
+        return next(iter(loader))
+
+    reference = first_batch(0, 0)
+    for num_workers, torch_seed in ((0, 1), (2, 2)):
+        batch = first_batch(num_workers, torch_seed)
+        assert torch.equal(batch["visible"], reference["visible"])
+        assert torch.equal(batch["infrared"], reference["infrared"])

@@ -42,23 +42,23 @@ def test_batches_hold_p_identities_with_k_aligned_pairs() -> None:
     sampler = make(visible, infrared)
     assert sampler.batch_size == P * K
     for batch in batches(sampler):
-        vis_ids = [visible[v] for v, _ in batch]
-        ir_ids = [infrared[i] for _, i in batch]
+        vis_ids = [visible[v] for v, _, _ in batch]
+        ir_ids = [infrared[i] for _, i, _ in batch]
         assert vis_ids == ir_ids, "position j must pair one identity's visible and infrared image"
         blocks = [vis_ids[j : j + K] for j in range(0, P * K, K)]
         assert all(len(set(block)) == 1 for block in blocks)
         assert len({block[0] for block in blocks}) == P
         # Without replacement when an identity has at least K images of a modality.
         for j in range(0, P * K, K):
-            assert len({v for v, _ in batch[j : j + K]}) == K
-            assert len({i for _, i in batch[j : j + K]}) == K
+            assert len({v for v, _, _ in batch[j : j + K]}) == K
+            assert len({i for _, i, _ in batch[j : j + K]}) == K
 
 
 def test_identities_with_fewer_than_k_images_are_sampled_with_replacement() -> None:
     visible, infrared = labels(6, 1, 2)
     sampler = make(visible, infrared)
     for batch in batches(sampler):
-        assert [visible[v] for v, _ in batch] == [infrared[i] for _, i in batch]
+        assert [visible[v] for v, _, _ in batch] == [infrared[i] for _, i, _ in batch]
 
 
 def test_epoch_length_covers_the_larger_modality() -> None:
@@ -78,7 +78,7 @@ def test_ranks_never_share_an_identity_within_a_step_and_split_the_epoch() -> No
     single = make(visible, infrared)
     assert len(per_rank[0]) == int(np.ceil(len(single) / (P * K) / replicas))
     for step in range(len(per_rank[0])):
-        ids = [{int(visible[v]) for v, _ in per_rank[r][step]} for r in range(replicas)]
+        ids = [{int(visible[v]) for v, _, _ in per_rank[r][step]} for r in range(replicas)]
         assert all(len(s) == P for s in ids)
         assert len(set().union(*ids)) == P * replicas
 
@@ -101,7 +101,7 @@ def test_plan_is_reshuffled_per_epoch_and_reproducible_from_the_seed() -> None:
 
 def test_every_identity_is_drawn_over_an_epoch() -> None:
     visible, infrared = labels(12, 4, 4)
-    drawn = {int(visible[v]) for v, _ in make(visible, infrared)}
+    drawn = {int(visible[v]) for v, _, _ in make(visible, infrared)}
     assert drawn == set(range(12))
 
 
@@ -122,3 +122,15 @@ def test_too_few_identities_for_all_ranks() -> None:
     make(visible, infrared, replicas=1)
     with pytest.raises(ValueError, match="6 training identities cannot fill P=4 .* 2 ranks"):
         make(visible, infrared, rank=0, replicas=2)
+
+
+def test_augmentation_seeds_depend_on_seed_and_epoch_only() -> None:
+    visible, infrared = labels(12, 4, 4)
+    first, second = make(visible, infrared, seed=3), make(visible, infrared, seed=3)
+    first.set_epoch(2)
+    second.set_epoch(2)
+    seeds = [s for _, _, s in first]
+    assert seeds == [s for _, _, s in second]
+    assert len(set(seeds)) == len(seeds), "every image gets its own augmentation seed"
+    second.set_epoch(3)
+    assert seeds != [s for _, _, s in second]

@@ -1,6 +1,9 @@
 """The ``vireid-zoo`` command.
 
 Subcommands:
+    fit, validate, test, predict
+                Lightning's commands (LightningCLI): ``vireid-zoo fit --config CONFIG``.
+    demo        Train and evaluate a small AGW on synthetic data, on the CPU.
     synthesize  Write a small synthetic dataset in a real dataset's on-disk layout.
     inspect     Validate a dataset folder and print its counts and protocol sizes.
 """
@@ -12,12 +15,108 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from vireid_zoo.data import LLCM, SYSUMM01, RegDB
-from vireid_zoo.data.records import DatasetFormatError, DatasetNotFoundError
+from lightning.pytorch.cli import LightningCLI
+
+from vireid_zoo.data import LLCM, SYSUMM01, RegDB, VIReIDDataModule
+from vireid_zoo.data.records import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
 from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
+from vireid_zoo.models.base import CheckpointMismatchError, VIReIDModule
 
 DATASETS = ("sysu_mm01", "regdb", "llcm")
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+USER_ERRORS = (
+    DatasetNotFoundError,
+    DatasetFormatError,
+    ImageDecodeError,
+    CheckpointMismatchError,
+    FileExistsError,
+    FileNotFoundError,
+    ValueError,
+)
+
+
+class VIReIDCLI(LightningCLI):
+    """LightningCLI whose model takes its number of classes from the datamodule.
+
+    ``validate``, ``test`` and ``predict`` refuse to run without ``--ckpt_path``: the
+    standard scripts' worst trap is silently scoring an untrained model when a checkpoint
+    name is wrong. Pass ``--allow_untrained true`` to score random weights on purpose.
+    """
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        """Link ``data.num_classes`` to the model, so it is never typed twice."""
+        parser.link_arguments(
+            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
+        )
+        parser.add_argument(
+            "--allow_untrained",
+            type=bool,
+            default=False,
+            help="validate/test/predict without --ckpt_path (scores the initial weights)",
+        )
+
+    def _require_checkpoint(self) -> None:
+        config = self.config[self.subcommand]
+        if config.get("ckpt_path") is None and not config.get("allow_untrained"):
+            raise ValueError(
+                f"'{self.subcommand}' was given no --ckpt_path, so it would score the model's "
+                "initial (untrained) weights. Pass --ckpt_path PATH to the trained checkpoint, "
+                "or --allow_untrained true to do this on purpose."
+            )
+
+    def before_validate(self) -> None:
+        """Refuse to validate initial weights by accident."""
+        self._require_checkpoint()
+
+    def before_test(self) -> None:
+        """Refuse to test initial weights by accident."""
+        self._require_checkpoint()
+
+    def before_predict(self) -> None:
+        """Refuse to predict with initial weights by accident."""
+        self._require_checkpoint()
+
+    def after_test(self) -> None:
+        """Print every task's per-trial, mean and std table."""
+        if self.trainer.is_global_zero:
+            for result in self.model.results["test"].values():
+                print(f"\n{result.table()}")
+
+
+def run_lightning(argv: Sequence[str] | None) -> None:
+    """Run a Lightning command (fit / validate / test / predict); ``None`` reads sys.argv."""
+    VIReIDCLI(
+        VIReIDModule,
+        VIReIDDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=None if argv is None else list(argv),
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"exit_on_error": False, "allow_abbrev": False},
+    )
+
+
+NOISE = (
+    "Does not validate against any of the Union subtypes",
+    "Subtypes:",
+    "Errors:",
+    "Expected a <class 'NoneType'>",
+    "Given value type:",
+    "Given value:",
+)
+
+
+def one_paragraph(message: str) -> str:
+    """Condense a configuration error into one paragraph.
+
+    jsonargparse reports a bad ``model``/``data`` entry as a union check against every
+    candidate type; only the reasons the intended class gave matter.
+    """
+    lines = [line.strip().lstrip("- ").strip() for line in message.splitlines()]
+    kept = [line for line in lines if line and not line.startswith(NOISE)]
+    return " ".join(kept)
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -99,10 +198,50 @@ def _inspect(args: argparse.Namespace) -> None:
         print(f"  warning: {warning.message}")
 
 
+def _demo(args: argparse.Namespace) -> None:
+    from vireid_zoo.demo import SIZES, run_demo
+
+    preset = SIZES[args.size]
+    print(
+        f"vireid-zoo demo ({args.size}): synthetic SYSU-MM01 with {preset.train_ids} training "
+        f"and {preset.test_ids} test identities at {preset.image_size[0]}x"
+        f"{preset.image_size[1]}, AGW (ResNet-18) trained on the CPU, then scored under the "
+        "SYSU-MM01 protocol (10 trials)."
+    )
+    result = run_demo(
+        args.output,
+        size=args.size,
+        epochs=args.epochs,
+        max_minutes=args.minutes,
+        cache_dir=args.cache_dir,
+        seed=args.seed,
+    )
+    print()
+    print(result.table)
+    print(f"\nranked list: {result.ranked_list}\nCMC curves:  {result.cmc_curve}")
+    print(f"finished in {result.seconds / 60:.1f} minutes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the data subcommands."""
-    parser = argparse.ArgumentParser(prog="vireid-zoo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="vireid-zoo",
+        description="Visible-infrared person re-identification: train, evaluate, inspect data.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    for command in LIGHTNING_COMMANDS:
+        commands.add_parser(
+            command, add_help=False, help=f"Lightning's {command} (vireid-zoo {command} --help)"
+        )
+
+    demo = commands.add_parser("demo", help="train and evaluate a small AGW on synthetic data")
+    demo.add_argument("--output", type=Path, default=Path("outputs/demo"), help="picture folder")
+    demo.add_argument("--size", choices=("tiny", "small", "large"), default="small")
+    demo.add_argument("--epochs", type=int, help="training epochs (default: the size's)")
+    demo.add_argument("--minutes", type=float, default=6.0, help="cap on the training time")
+    demo.add_argument("--cache-dir", type=Path, help="dataset cache (~/.cache/vireid-zoo)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
 
     synth = commands.add_parser("synthesize", help="write a synthetic dataset")
     synth.add_argument("dataset", choices=DATASETS)
@@ -127,12 +266,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vireid-zoo`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``vireid-zoo`` console script.
+
+    Errors caused by the user's input (a missing dataset, a malformed file, a checkpoint of
+    another model, ...) are reported in one paragraph, without a traceback.
+    """
+    given = list(sys.argv[1:] if argv is None else argv)
+    command = given[0] if given else None
     try:
-        args.run(args)
-    except (DatasetNotFoundError, DatasetFormatError, FileExistsError, ValueError) as error:
-        print(f"vireid-zoo {args.command}: error: {error}", file=sys.stderr)
+        if command in LIGHTNING_COMMANDS:
+            run_lightning(argv)
+        else:
+            args = build_parser().parse_args(given)
+            args.run(args)
+    except argparse.ArgumentError as error:
+        print(
+            f"vireid-zoo {command}: configuration error: {one_paragraph(str(error))} "
+            f"(see 'vireid-zoo {command} --help' and '--print_config')",
+            file=sys.stderr,
+        )
+        return 2
+    except USER_ERRORS as error:
+        print(f"vireid-zoo {command}: error: {one_paragraph(str(error))}", file=sys.stderr)
         return 2
     return 0
 

@@ -182,7 +182,7 @@ class VIReIDDataModule(LightningDataModule):
 
     def _evaluation_loader(self, suite: EvaluationSuite) -> DataLoader:
         return DataLoader(
-            EvaluationDataset(suite.samples, self._test_transform()),
+            EvaluationDataset(suite.samples, self._test_transform(), suite=suite),
             batch_size=self.test_batch_size,
             shuffle=False,
             num_workers=self.num_workers,

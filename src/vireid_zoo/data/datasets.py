@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from vireid_zoo.data.records import MODALITY_CODES, ImageDecodeError, Sample
+
+if TYPE_CHECKING:
+    from vireid_zoo.evaluation.protocols import EvaluationSuite
 
 Transform = Callable[[Image.Image], torch.Tensor]
 
@@ -36,10 +40,12 @@ def training_labels(samples: Sequence[Sample]) -> dict[int, int]:
 
 
 class PairedTrainDataset(Dataset):
-    """Training items indexed by ``(visible index, infrared index)`` pairs.
+    """Training items indexed by ``(visible index, infrared index, augmentation seed)``.
 
     The identity sampler yields pairs of the same identity, so position ``j`` of a batch
-    holds a visible and an infrared image of one person.
+    holds a visible and an infrared image of one person. The random transforms run under
+    the given seed (on a forked generator), so augmentation is reproducible from the
+    sampler's seed and epoch alone.
 
     Args:
         samples: Training images of both modalities.
@@ -69,12 +75,17 @@ class PairedTrainDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.visible), len(self.infrared))
 
-    def __getitem__(self, pair: tuple[int, int]) -> dict[str, torch.Tensor]:
-        visible_index, infrared_index = pair
+    def __getitem__(self, item: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        visible_index, infrared_index, seed = item
         visible, infrared = self.visible[visible_index], self.infrared[infrared_index]
+        visible_image, infrared_image = load_image(visible.path), load_image(infrared.path)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            visible_tensor = self.visible_transform(visible_image)
+            infrared_tensor = self.infrared_transform(infrared_image)
         return {
-            "visible": self.visible_transform(load_image(visible.path)),
-            "infrared": self.infrared_transform(load_image(infrared.path)),
+            "visible": visible_tensor,
+            "infrared": infrared_tensor,
             "visible_pid": self.visible_labels[visible_index],
             "infrared_pid": self.infrared_labels[infrared_index],
         }
@@ -86,11 +97,22 @@ class EvaluationDataset(Dataset):
     Items are dicts: ``image``, ``pid``, ``camid``, ``modality`` (0 visible, 1 infrared)
     and ``index`` (position in the suite, used to drop the duplicates that distributed
     samplers add).
+
+    Args:
+        samples: The images, in suite order.
+        transform: The test transform.
+        suite: The suite the images belong to, if any; models read the tasks from it.
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: Transform) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Transform,
+        suite: EvaluationSuite | None = None,
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
+        self.suite = suite
 
     def __len__(self) -> int:
         return len(self.samples)

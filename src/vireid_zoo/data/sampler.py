@@ -6,8 +6,10 @@ every rank builds identically; rank ``r`` takes identities ``r*P .. (r+1)*P - 1`
 identity is shared between ranks within a step, identities are drawn about equally often
 over an epoch, and the plan is reshuffled every epoch. (The AGW code draws each step's
 identities independently, which leaves some identities out of an epoch.) For each of its
-identities a rank yields K ``(visible index, infrared index)`` pairs, so batch position
-``j`` holds a visible and an infrared image of the same person.
+identities a rank yields K ``(visible index, infrared index, augmentation seed)``
+triples, so batch position ``j`` holds a visible and an infrared image of the same
+person; the seed makes each image's random augmentation a function of ``(seed, epoch)``
+alone, whatever the number of workers and across an interrupted and resumed fit.
 
 The class derives from :class:`~torch.utils.data.DistributedSampler` only so that
 Lightning recognises it as distributed-aware and leaves it alone: Lightning would
@@ -26,7 +28,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 
 class CrossModalityIdentitySampler(DistributedSampler):
-    """Yield ``(visible index, infrared index)`` pairs in P x K identity blocks.
+    """Yield ``(visible index, infrared index, augmentation seed)`` in P x K identity blocks.
 
     Args:
         dataset: The training dataset (only its length is used, by the base class).
@@ -124,7 +126,7 @@ class CrossModalityIdentitySampler(DistributedSampler):
             queue[:0] = deferred
             yield np.asarray(step)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         mine = slice(self.rank * self.num_identities, (self.rank + 1) * self.num_identities)
         identity_steps = self._identity_stream(rng)
@@ -135,8 +137,9 @@ class CrossModalityIdentitySampler(DistributedSampler):
                 (
                     self._pick(rng, self.visible_by_id[int(i)]),
                     self._pick(rng, self.infrared_by_id[int(i)]),
+                    rng.integers(2**31, size=self.num_instances),
                 )
                 for i in step_ids
             ]
-            for visible, infrared in picks[mine]:
-                yield from zip(visible.tolist(), infrared.tolist(), strict=True)
+            for visible, infrared, seeds in picks[mine]:
+                yield from zip(visible.tolist(), infrared.tolist(), seeds.tolist(), strict=True)

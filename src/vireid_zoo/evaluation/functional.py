@@ -85,7 +85,7 @@ def _as_tensor(values: ArrayLike, name: str, dtype: torch.dtype | None = None) -
     return tensor
 
 
-def _exclusion_mask(
+def exclusion_mask(
     protocol: str,
     ranked_pids: torch.Tensor,
     ranked_cams: torch.Tensor,
@@ -148,7 +148,7 @@ def _chunk_scores(
     num_query = len(dist)
     ranked_pids = gallery_pids.unsqueeze(0).expand(num_query, -1)
     ranked_cams = gallery_cams.unsqueeze(0).expand(num_query, -1)
-    keep = ~_exclusion_mask(protocol, ranked_pids, ranked_cams, query_pids, query_cams)
+    keep = ~exclusion_mask(protocol, ranked_pids, ranked_cams, query_pids, query_cams)
     positives = (ranked_pids == query_pids.unsqueeze(1)) & keep
     num_positives = positives.sum(dim=1)
     valid = num_positives > 0

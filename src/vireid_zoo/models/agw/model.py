@@ -1,0 +1,148 @@
+"""AGW: the cross-modality re-identification baseline of Ye et al. (TPAMI 2021)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from vireid_zoo.blocks import (
+    BNNeck,
+    GeneralizedMeanPooling,
+    Modality,
+    NonLocalBlock,
+    TwoStreamResNet,
+)
+from vireid_zoo.models.network import VIReIDNetwork
+
+TestFeature = Literal["bn", "pool"]
+REFERENCE_NON_LOCAL_BLOCKS = (0, 2, 3, 0)
+"""Non-local blocks after the last N blocks of layer1..4 in the reference AGW."""
+
+
+@dataclass
+class AGWOutput:
+    """Training outputs of :meth:`AGW.forward_pair` for the visible then infrared images.
+
+    Attributes:
+        pool: GeM-pooled features before the BNNeck (the triplet loss acts on them).
+        bn: BNNeck features.
+        logits: Identity logits of the BNNeck features (None without a classifier).
+    """
+
+    pool: torch.Tensor
+    bn: torch.Tensor
+    logits: torch.Tensor | None
+
+
+class AGW(VIReIDNetwork):
+    """AGW, the cross-modality baseline of Ye et al., TPAMI 2021.
+
+    "Deep Learning for Person Re-identification: A Survey and Outlook", Sec. 4.2
+    (cross-modality setting). A two-stream ResNet: separate visible and infrared stems
+    (conv1, bn1, relu, maxpool), shared ``layer1``..``layer4`` with last stride 1;
+    non-local attention blocks after the last two residual blocks of ``layer2`` and the
+    last three of ``layer3`` (with
+    ResNet-50: blocks 2, 3 and 3, 4, 5); generalised-mean pooling (p = 3); a BNNeck and a
+    bias-free identity classifier. Trained with identity cross-entropy on the BNNeck
+    logits and the weighted regularisation triplet loss on the pooled features (see
+    :class:`~vireid_zoo.models.agw.module.AGWModule`).
+
+    Args:
+        num_classes: Training identities (the classifier's size); 0 for inference only.
+        arch: A timm ResNet (resnet18/34/50/101, ...).
+        backbone_pretrained: Initialise the trunk with timm's ImageNet weights.
+        backbone_weights_file: A local ImageNet state dict instead of the download.
+        non_local_blocks: Non-local blocks after the last N residual blocks of layer1..4.
+            By default the reference placement (0, 2, 3, 0), capped at each layer's number
+            of blocks for shallow trunks (resnet18 has 2 blocks per layer); explicit counts
+            must fit.
+        non_local_channels: Embedding channels of each non-local block (the reference: 1).
+        gem_p: GeM exponent (the reference fixes 3).
+        last_stride: Stride of layer4's first block (1 in the reference).
+        split_stage: Last modality-specific stage (0: only the stems, the reference).
+        test_feature: Embedding returned at test time: ``"bn"`` (BNNeck output, the
+            reference's reported feature) or ``"pool"`` (before the BNNeck).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 0,
+        *,
+        arch: str = "resnet50",
+        backbone_pretrained: bool = False,
+        backbone_weights_file: str | Path | None = None,
+        non_local_blocks: Sequence[int] | None = None,
+        non_local_channels: int = 1,
+        gem_p: float = 3.0,
+        last_stride: int = 1,
+        split_stage: int = 0,
+        test_feature: TestFeature = "bn",
+    ) -> None:
+        super().__init__()
+        if test_feature not in ("bn", "pool"):
+            raise ValueError(f"test_feature must be 'bn' or 'pool', got {test_feature!r}")
+        if non_local_blocks is not None and len(non_local_blocks) != 4:
+            raise ValueError(
+                f"non_local_blocks needs one count per layer1..layer4, got {non_local_blocks}"
+            )
+        self.backbone = TwoStreamResNet(
+            arch,
+            pretrained=backbone_pretrained,
+            pretrained_file=backbone_weights_file,
+            split_stage=split_stage,
+            last_stride=last_stride,
+        )
+        if non_local_blocks is None:
+            non_local_blocks = [
+                min(count, len(self.backbone.shared_stages[stage - split_stage - 1]))
+                for stage, count in enumerate(REFERENCE_NON_LOCAL_BLOCKS, start=1)
+            ]
+        for stage, count in enumerate(non_local_blocks, start=1):
+            self._add_non_local(stage, count, non_local_channels)
+        self.pool = GeneralizedMeanPooling(p=gem_p)
+        self.neck = BNNeck(self.backbone.out_channels, num_classes)
+        self.embedding_dim = self.backbone.out_channels
+        self.test_feature = test_feature
+
+    def _add_non_local(self, stage: int, count: int, channels: int) -> None:
+        if count == 0:
+            return
+        blocks = self.backbone.shared_stages[stage - self.backbone.split_stage - 1]
+        if not 0 <= count <= len(blocks):
+            raise ValueError(f"layer{stage} has {len(blocks)} blocks, cannot add {count}")
+        for block in range(len(blocks) - count, len(blocks)):
+            width = self.backbone.stage_channels[stage]
+            self.backbone.insert_after_block(stage, block, NonLocalBlock(width, channels))
+
+    def _head(self, feature_map: torch.Tensor) -> AGWOutput:
+        pool = self.pool(feature_map)
+        bn, logits = self.neck(pool)
+        return AGWOutput(pool=pool, bn=bn, logits=logits)
+
+    def forward_pair(self, visible: torch.Tensor, infrared: torch.Tensor) -> AGWOutput:
+        """Training forward of a paired batch; rows are the visible, then infrared images.
+
+        Each modality goes through its own stem, then both together through the shared
+        stages (so batch statistics cover both), as the reference does.
+        """
+        specific = torch.cat(
+            [
+                self.backbone.forward_specific(visible, "visible"),
+                self.backbone.forward_specific(infrared, "infrared"),
+            ]
+        )
+        output = self._head(self.backbone.forward_shared(specific))
+        if output.logits is None:
+            raise RuntimeError("AGW was built with num_classes=0 and cannot be trained")
+        return output
+
+    def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """L2-normalised ``test_feature`` embeddings of images of one modality."""
+        output = self._head(self.backbone(images, modality))
+        feature = output.bn if self.test_feature == "bn" else output.pool
+        return nn.functional.normalize(feature, dim=1)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from vireid_zoo.cli import main
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def write_config(tmp_path: Path, root: Path, **model: object) -> Path:
+    config = {
+        "seed_everything": 0,
+        "trainer": {
+            "accelerator": "cpu",
+            "max_epochs": 1,
+            "logger": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "default_root_dir": str(tmp_path / "run"),
+        },
+        "model": {
+            "class_path": "vireid_zoo.models.AGWModule",
+            "init_args": {"arch": "resnet18", "backbone_pretrained": False, **model},
+        },
+        "data": {
+            "class_path": "vireid_zoo.data.SYSUMM01DataModule",
+            "init_args": {
+                "root": str(root),
+                "image_size": [32, 16],
+                "num_identities": 3,
+                "num_instances": 2,
+                "num_workers": 0,
+                "trials": 2,
+                "samples_per_epoch": 12,
+                "check_counts": False,
+            },
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(sysu_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A config and the checkpoint that `vireid-zoo fit` wrote with it."""
+    tmp_path = tmp_path_factory.mktemp("cli")
+    config = write_config(tmp_path, sysu_root)
+    assert main(["fit", "--config", str(config)]) == 0
+    checkpoints = sorted((tmp_path / "run").rglob("*.ckpt"))
+    assert len(checkpoints) == 1
+    return config, checkpoints[0]
+
+
+def test_fit_links_num_classes_from_the_datamodule(fitted: tuple[Path, Path]) -> None:
+    _, checkpoint = fitted
+    hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+    assert hparams["num_classes"] == 13  # 10 train + 3 val synthetic identities
+    assert "num_classes" not in yaml.safe_load(fitted[0].read_text())["model"]["init_args"]
+
+
+def test_test_prints_every_task_over_its_trials(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint = fitted
+    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    for task in ("sysu_mm01/all", "sysu_mm01/indoor"):
+        assert f"{task} (sysu_mm01 protocol)" in out
+    assert "test/sysu_mm01/all/trial1/mAP" in out and "test/sysu_mm01/indoor/mINP_std" in out
+
+
+def test_test_without_a_checkpoint_is_refused(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = fitted
+    assert main(["test", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no --ckpt_path" in err[0] and "--allow_untrained" in err[0]
+
+
+def test_a_missing_checkpoint_is_an_error(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = fitted
+    assert main(["test", "--config", str(config), "--ckpt_path", "nope.ckpt"]) == 2
+    assert "nope.ckpt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override,named",
+    [
+        (["--model.init_args.lrr", "0.1"], "'lrr'"),
+        (["--data.init_args.image_szie", "[1, 2]"], "'image_szie'"),
+        (["--trainer.max_epoch", "1"], "max_epoch"),
+    ],
+)
+def test_wrong_config_keys_give_one_paragraph(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], override: list[str], named: str
+) -> None:
+    config, _ = fitted
+    assert main(["fit", "--config", str(config), *override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert named in err[0] and "configuration error" in err[0]
+
+
+def test_missing_dataset_root_gives_one_paragraph(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config, _ = fitted
+    missing = tmp_path / "SYSU-MM01"
+    assert main(["fit", "--config", str(config), "--data.init_args.root", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(missing) in err[0] and "signed agreement" in err[0]
+
+
+def test_checkpoint_of_another_architecture_gives_one_paragraph(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config, checkpoint = fitted
+    foreign = torch.load(checkpoint, weights_only=True)
+    del foreign["hyper_parameters"]  # e.g. a checkpoint written by another tool
+    foreign_path = tmp_path / "foreign.ckpt"
+    torch.save(foreign, foreign_path)
+    args = ["test", "--config", str(config), "--model.init_args.arch", "resnet34"]
+    assert main([*args, "--ckpt_path", str(foreign_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not fit AGWModule(arch='resnet34'" in err[0]
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_parse(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_code:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_code.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["init_args"]["backbone_pretrained"] is True
+    assert printed["data"]["init_args"]["image_size"] == [288, 144]
