@@ -11,7 +11,14 @@ from vireid_zoo.cli import main
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def write_config(tmp_path: Path, root: Path, **model: object) -> Path:
+def write_config(
+    tmp_path: Path,
+    root: Path,
+    model_class: str = "vireid_zoo.models.AGWModule",
+    data: dict[str, object] | None = None,
+    **model: object,
+) -> Path:
+    """A tiny fit/test config: ResNet-18, 32x16 images, 2 steps per epoch, CPU."""
     config = {
         "seed_everything": 0,
         "trainer": {
@@ -23,7 +30,7 @@ def write_config(tmp_path: Path, root: Path, **model: object) -> Path:
             "default_root_dir": str(tmp_path / "run"),
         },
         "model": {
-            "class_path": "vireid_zoo.models.AGWModule",
+            "class_path": model_class,
             "init_args": {"arch": "resnet18", "backbone_pretrained": False, **model},
         },
         "data": {
@@ -37,6 +44,7 @@ def write_config(tmp_path: Path, root: Path, **model: object) -> Path:
                 "trials": 2,
                 "samples_per_epoch": 12,
                 "check_counts": False,
+                **(data or {}),
             },
         },
     }
