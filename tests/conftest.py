@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from hub_server import FakeHub
 from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -60,3 +62,11 @@ def llcm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def copy_dataset(root: Path, destination: Path) -> Path:
     """Copy a session dataset so a test can damage it."""
     return Path(shutil.copytree(root, destination / root.name))
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeHub]:
+    """A loopback server speaking the Hugging Face Hub's HTTP API (tests/hub_server.py)."""
+    with FakeHub() as fake_hub:
+        yield fake_hub
+    assert not fake_hub.errors, fake_hub.errors[0]

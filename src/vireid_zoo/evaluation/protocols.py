@@ -184,6 +184,18 @@ class MultiTrialResult:
         # Population std (ddof=0) over trials, as numpy's default.
         self.std = {k: float(v.std()) for k, v in values.items()}
 
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready record: protocol, trials, mean, std and every trial's scores."""
+        return {
+            "protocol": self.protocol,
+            "reranking": self.reranking,
+            "trials": list(self.trials),
+            "mean": self.mean,
+            "std": self.std,
+            "per_trial": [result.summary() for result in self.per_trial],
+            "cmc": self.cmc.tolist(),
+        }
+
     @property
     def cmc(self) -> torch.Tensor:
         """Mean CMC over the trials."""

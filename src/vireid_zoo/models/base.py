@@ -12,6 +12,7 @@ from torch import nn
 
 from vireid_zoo.data.records import MODALITY_CODES
 from vireid_zoo.evaluation import EvaluationSuite, MultiTrialResult, RerankConfig, RetrievalMetric
+from vireid_zoo.hub import load_weights_strict, read_config, read_weights, resolve_files
 from vireid_zoo.models.network import VIReIDNetwork
 
 Stage = Literal["val", "test"]
@@ -53,6 +54,11 @@ class VIReIDModule(LightningModule):
         flip_test: Average each test embedding with that of the mirrored image.
         rerank: Evaluate with k-reciprocal re-ranking (labelled in the results).
         max_rank: CMC length.
+        init_from: Start from saved or published network weights, e.g. to fine-tune on
+            another dataset: ``hf-hub:ORG/NAME[@REVISION]``, ``local-dir:PATH`` or a folder
+            written by ``save_pretrained``. Loading is strict except for the classifier,
+            which is re-initialised when the number of identities differs. Applied when
+            the trainer sets the module up, before a checkpoint is restored.
     """
 
     net: VIReIDNetwork
@@ -72,6 +78,7 @@ class VIReIDModule(LightningModule):
         flip_test: bool = False,
         rerank: bool = False,
         max_rank: int = 20,
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if optimizer not in ("sgd", "adam"):
@@ -88,8 +95,24 @@ class VIReIDModule(LightningModule):
         self.flip_test = flip_test
         self.rerank = RerankConfig() if rerank else None
         self.max_rank = max_rank
+        self.init_from = init_from
+        self._initialised_from: str | None = None
         self.metrics: dict[str, RetrievalMetric] = {}
         self.results: dict[str, dict[str, MultiTrialResult]] = {}
+
+    def setup(self, stage: str) -> None:
+        """Load ``init_from`` weights once, before Lightning restores any checkpoint."""
+        if self.init_from and self._initialised_from != self.init_from:
+            config_path, weights_path = resolve_files(self.init_from)
+            saved_class = read_config(config_path).get("network_class")
+            own_class = f"{type(self.net).__module__}.{type(self.net).__qualname__}"
+            if saved_class != own_class:
+                raise CheckpointMismatchError(
+                    f"init_from {self.init_from!r} holds a {saved_class} network, but this "
+                    f"module trains a {own_class}; choose weights of the same method"
+                )
+            load_weights_strict(self.net, read_weights(weights_path), source=self.init_from)
+            self._initialised_from = self.init_from
 
     # Embedding ---------------------------------------------------------------------------
 

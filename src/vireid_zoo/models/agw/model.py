@@ -69,6 +69,12 @@ class AGW(VIReIDNetwork):
             reference's reported feature) or ``"pool"`` (before the BNNeck).
     """
 
+    method_name = "AGW"
+    paper = (
+        "Ye, Shen, Lin, Xiang, Shao, Hoi, Deep Learning for Person Re-identification: A "
+        "Survey and Outlook, IEEE TPAMI 2021 (arXiv:2001.04193)"
+    )
+
     def __init__(
         self,
         num_classes: int = 0,

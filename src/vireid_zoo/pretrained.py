@@ -1,0 +1,126 @@
+"""Pretrained configurations: the contract a published model comes with (timm style).
+
+A :class:`PretrainedConfig` travels in a published model's ``config.json``. It states the
+input contract (size, normalisation, interpolation), the embedding contract (dimension,
+which feature, normalised) and the provenance (dataset, protocol, measured metrics,
+commit, licence). The zoo registers a named pretrained model (``agw_resnet50.sysu_mm01``)
+only when its weights really exist on the Hub.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from vireid_zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+HF_HUB_PREFIX = "hf-hub:"
+LOCAL_DIR_PREFIX = "local-dir:"
+_HUB_SOURCE = re.compile(r"^hf-hub:(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<revision>[\w.\-/]+))?$")
+
+
+@dataclass
+class PretrainedConfig:
+    """What a user needs to use a published model correctly, and where it comes from.
+
+    Attributes:
+        architecture: Registry name, e.g. ``"agw_resnet50"``.
+        input_size: ``(height, width)`` the model was trained at.
+        mean: Normalisation mean of the input.
+        std: Normalisation standard deviation of the input.
+        interpolation: Resize interpolation of the test transform.
+        embedding_dim: Size of ``extract_features``'s output.
+        feature: Which feature the embedding is (e.g. ``"bn"``: BNNeck output).
+        normalized: Whether embeddings are L2-normalised (always true in this zoo).
+        dataset: Training dataset (``sysu_mm01``, ``regdb``, ``llcm``, or a name).
+        protocol: Evaluation protocol of ``metrics``.
+        metrics: Measured test scores (fractions), e.g. ``{"sysu_mm01/all/mAP": 0.47}``.
+        recipe: Training hyperparameters.
+        commit: vireid-zoo commit (or version) that trained it.
+        license: Licence of the weights.
+        hub_id: ``org/name`` on the Hugging Face Hub.
+        revision: Hub revision (branch, tag or commit) of the weights.
+    """
+
+    architecture: str
+    input_size: tuple[int, int] = (288, 144)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    embedding_dim: int = 0
+    feature: str = "bn"
+    normalized: bool = True
+    dataset: str | None = None
+    protocol: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    commit: str | None = None
+    license: str = "apache-2.0"
+    hub_id: str | None = None
+    revision: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PretrainedConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown pretrained_cfg keys {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        for key in ("input_size", "mean", "std"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+_PRETRAINED: dict[str, PretrainedConfig] = {}
+
+
+def register_pretrained(name: str, config: PretrainedConfig) -> None:
+    """Register published weights as ``<architecture>.<tag>``; they must exist on the Hub."""
+    architecture, _, tag = name.partition(".")
+    if not tag or architecture != config.architecture or config.hub_id is None:
+        raise ValueError(
+            f"a pretrained name is '<architecture>.<tag>' with the config's architecture and "
+            f"a hub_id; got {name!r} for {config.architecture!r} (hub_id={config.hub_id!r})"
+        )
+    _PRETRAINED[name] = config
+
+
+def unregister_pretrained(name: str) -> None:
+    """Remove a registered pretrained name (tests and users registering their own)."""
+    _PRETRAINED.pop(name, None)
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """Registered ``<architecture>.<tag>`` names whose weights are published."""
+    import fnmatch
+
+    return sorted(name for name in _PRETRAINED if fnmatch.fnmatch(name, pattern))
+
+
+def pretrained_config(name: str) -> PretrainedConfig:
+    """The registered configuration of ``<architecture>.<tag>``."""
+    if name not in _PRETRAINED:
+        published = list_pretrained() or "none yet"
+        raise ValueError(
+            f"no published weights are registered as {name!r} (published: {published}). Load "
+            "your own weights with 'hf-hub:ORG/NAME[@REVISION]' or 'local-dir:PATH'."
+        )
+    return _PRETRAINED[name]
+
+
+def parse_hub_source(source: str) -> tuple[str, str | None]:
+    """Split ``hf-hub:org/name[@revision]`` into ``(repo_id, revision)``."""
+    match = _HUB_SOURCE.match(source)
+    if match is None:
+        raise ValueError(
+            f"malformed Hub source {source!r}: expected 'hf-hub:ORG/NAME' or "
+            "'hf-hub:ORG/NAME@REVISION'"
+        )
+    return match.group("repo"), match.group("revision")

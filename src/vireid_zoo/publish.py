@@ -1,0 +1,216 @@
+"""Publishing a trained checkpoint: its network, contract, measured metrics and card.
+
+``vireid-zoo test`` writes ``test_results.json`` next to its logs, recording the
+checkpoint's SHA-256; :func:`publish` only accepts results of the very checkpoint it
+publishes (or evaluates it first from a config), so every published number is measured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vireid_zoo import __version__
+from vireid_zoo.evaluation import MultiTrialResult
+from vireid_zoo.models.base import VIReIDModule
+from vireid_zoo.pretrained import PretrainedConfig
+
+RESULTS_NAME = "test_results.json"
+RECIPE_KEYS_DROPPED = ("_class_path", "_instantiator", "num_classes", "init_from")
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_results(
+    results: dict[str, MultiTrialResult], directory: Path, checkpoint: Path | None
+) -> Path:
+    """Write ``test_results.json``: every task, and the checkpoint it was measured on."""
+    directory.mkdir(parents=True, exist_ok=True)
+    record = {
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "tasks": {name: result.to_dict() for name, result in results.items()},
+    }
+    path = directory / RESULTS_NAME
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]:
+    """Rebuild a zoo LightningModule from its checkpoint; returns it and the checkpoint.
+
+    The module class comes from the checkpoint's ``_class_path`` (recorded by the CLI) and
+    must be a vireid-zoo class.
+    """
+    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    hparams = dict(content.get("hyper_parameters", {}))
+    class_path = hparams.pop("_class_path", "")
+    hparams.pop("_instantiator", None)
+    if not class_path.startswith("vireid_zoo."):
+        raise ValueError(
+            f"{checkpoint} does not record a vireid-zoo model class (found {class_path!r}); "
+            "publish checkpoints written by 'vireid-zoo fit'"
+        )
+    module_path, class_name = class_path.rsplit(".", 1)
+    module_class = getattr(importlib.import_module(module_path), class_name)
+    if not (isinstance(module_class, type) and issubclass(module_class, VIReIDModule)):
+        raise ValueError(f"{class_path} is not a VIReIDModule")
+    module = module_class(**{**hparams, "backbone_pretrained": False, "init_from": None})
+    module.load_state_dict(content["state_dict"])
+    return module.eval(), content
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"vireid-zoo {__version__}"
+
+
+def pretrained_config_for(
+    module: VIReIDModule,
+    checkpoint_content: dict[str, Any],
+    results: dict[str, Any],
+    *,
+    repo_id: str | None,
+    license: str,
+) -> PretrainedConfig:
+    """The contract and provenance of a trained module, with its measured metrics."""
+    data = next(
+        (
+            v
+            for k, v in checkpoint_content.items()
+            if k.endswith("DataModule") and isinstance(v, dict)
+        ),
+        {},
+    )
+    tasks = results["tasks"]
+    metrics = {
+        f"{task}/{score}": value
+        for task, record in tasks.items()
+        for score, value in record["mean"].items()
+    }
+    protocol = "; ".join(
+        f"{task} ({record['protocol']} rules, mean of {len(record['trials'])} trial(s)"
+        f"{', ' + record['reranking'] if record['reranking'] else ''})"
+        for task, record in tasks.items()
+    )
+    recipe = {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
+    defaults = module.net.default_pretrained_cfg()
+    return PretrainedConfig(
+        architecture=defaults.architecture,
+        input_size=tuple(data.get("image_size", defaults.input_size)),
+        mean=tuple(data.get("mean", defaults.mean)),
+        std=tuple(data.get("std", defaults.std)),
+        interpolation=data.get("interpolation", defaults.interpolation),
+        embedding_dim=defaults.embedding_dim,
+        feature=defaults.feature,
+        dataset=data.get("dataset"),
+        protocol=protocol,
+        metrics=metrics,
+        recipe=recipe,
+        commit=_git_commit(),
+        license=license,
+        hub_id=repo_id,
+    )
+
+
+def measured_results(checkpoint: Path, results: Path | None, config: Path | None) -> dict[str, Any]:
+    """Test results of ``checkpoint``: read from ``results`` or measured with ``config``."""
+    if results is None and config is None:
+        raise ValueError(
+            "publish refuses to publish without measured metrics: pass --results "
+            f"{RESULTS_NAME} (written by 'vireid-zoo test --ckpt_path {checkpoint}') or "
+            "--config CONFIG to evaluate the checkpoint now"
+        )
+    if results is None:
+        from vireid_zoo.cli import run_lightning
+
+        with tempfile.TemporaryDirectory() as scratch:
+            run_lightning(
+                [
+                    "test",
+                    "--config",
+                    str(config),
+                    "--ckpt_path",
+                    str(checkpoint),
+                    "--trainer.logger",
+                    "false",
+                    "--trainer.default_root_dir",
+                    scratch,
+                ]
+            )
+            record = json.loads((Path(scratch) / RESULTS_NAME).read_text())
+    else:
+        record = json.loads(Path(results).read_text())
+    if record.get("checkpoint_sha256") != file_sha256(checkpoint):
+        raise ValueError(
+            f"the results in {results} were measured on {record.get('checkpoint')}, not on "
+            f"{checkpoint} (their SHA-256 differ); test this checkpoint first"
+        )
+    if not record.get("tasks"):
+        raise ValueError(f"{results} holds no test results")
+    return record
+
+
+def publish(
+    checkpoint: str | Path,
+    repo_id: str,
+    *,
+    results: str | Path | None = None,
+    config: str | Path | None = None,
+    output: str | Path | None = None,
+    private: bool = False,
+    license: str = "apache-2.0",
+) -> str:
+    """Publish a trained checkpoint's network to the Hub (or to ``output``).
+
+    Args:
+        checkpoint: A Lightning checkpoint written by ``vireid-zoo fit``.
+        repo_id: ``ORG/NAME`` on the Hub.
+        results: ``test_results.json`` of this checkpoint (from ``vireid-zoo test``).
+        config: A test config to evaluate the checkpoint now (when no ``results``).
+        output: Write the folder here instead of pushing (to inspect it first).
+        private: Create the repository as private.
+        license: Licence of the weights.
+
+    Returns:
+        The commit URL, or the output folder.
+    """
+    checkpoint = Path(checkpoint)
+    record = measured_results(
+        checkpoint, Path(results) if results else None, Path(config) if config else None
+    )
+    module, content = load_trained_module(checkpoint)
+    cfg = pretrained_config_for(module, content, record, repo_id=repo_id, license=license)
+    if output is not None:
+        module.net.save_pretrained(output, pretrained_cfg=cfg)
+        return str(output)
+    return str(
+        module.net.push_to_hub(
+            repo_id,
+            pretrained_cfg=cfg,
+            private=private,
+            commit_message=f"Publish {cfg.architecture} trained on {cfg.dataset}",
+        )
+    )
