@@ -6,6 +6,7 @@ Subcommands:
     demo        Train and evaluate a small AGW on synthetic data, on the CPU.
     synthesize  Write a small synthetic dataset in a real dataset's on-disk layout.
     inspect     Validate a dataset folder and print its counts and protocol sizes.
+    parse       Write human-parsing maps of a dataset with a TorchScript / ONNX parser.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from lightning.pytorch.cli import LightningCLI
 from vireid_zoo.data import LLCM, SYSUMM01, RegDB, VIReIDDataModule
 from vireid_zoo.data.records import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
 from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
+from vireid_zoo.hub import WeightsMismatchError
 from vireid_zoo.models.base import CheckpointMismatchError, VIReIDModule
+from vireid_zoo.publish import publish, write_results
 
 DATASETS = ("sysu_mm01", "regdb", "llcm")
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -31,6 +34,7 @@ USER_ERRORS = (
     DatasetFormatError,
     ImageDecodeError,
     CheckpointMismatchError,
+    WeightsMismatchError,
     FileExistsError,
     FileNotFoundError,
     ValueError,
@@ -79,10 +83,16 @@ class VIReIDCLI(LightningCLI):
         self._require_checkpoint()
 
     def after_test(self) -> None:
-        """Print every task's per-trial, mean and std table."""
+        """Print every task's table and write ``test_results.json`` beside the logs."""
+        # trainer.log_dir is a collective call under DDP: every rank must ask for it.
+        directory = Path(self.trainer.log_dir or self.trainer.default_root_dir)
         if self.trainer.is_global_zero:
-            for result in self.model.results["test"].values():
+            results = self.model.results["test"]
+            for result in results.values():
                 print(f"\n{result.table()}")
+            ckpt_path = self.config[self.subcommand].get("ckpt_path")
+            path = write_results(results, directory, Path(ckpt_path) if ckpt_path else None)
+            print(f"\nresults written to {path}")
 
 
 def run_lightning(argv: Sequence[str] | None) -> None:
@@ -130,7 +140,7 @@ def _image_size(text: str) -> tuple[int, int]:
 
 
 def _synthesize(args: argparse.Namespace) -> None:
-    common = {"image_size": args.image_size, "seed": args.seed}
+    common = {"image_size": args.image_size, "seed": args.seed, "parsing_root": args.parsing_root}
     if args.dataset == "sysu_mm01":
         root = make_sysu_mm01(
             args.root,
@@ -198,6 +208,22 @@ def _inspect(args: argparse.Namespace) -> None:
         print(f"  warning: {warning.message}")
 
 
+def _parse(args: argparse.Namespace) -> None:
+    from vireid_zoo.parse import parse_dataset
+
+    count = parse_dataset(
+        args.dataset,
+        args.root,
+        args.parser,
+        args.output,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        device=args.device,
+    )
+    print(f"wrote {count} parsing maps to {args.output}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from vireid_zoo.demo import SIZES, run_demo
 
@@ -222,6 +248,19 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"finished in {result.seconds / 60:.1f} minutes")
 
 
+def _publish(args: argparse.Namespace) -> None:
+    where = publish(
+        args.checkpoint,
+        args.repo_id,
+        results=args.results,
+        config=args.config,
+        output=args.output,
+        private=args.private,
+        license=args.license,
+    )
+    print(f"published {args.checkpoint} as {args.repo_id}: {where}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the data subcommands."""
     parser = argparse.ArgumentParser(
@@ -243,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
+    publisher = commands.add_parser(
+        "publish", help="push a trained checkpoint's weights, config and card to the Hub"
+    )
+    publisher.add_argument("checkpoint", type=Path, help="checkpoint written by 'fit'")
+    publisher.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    measured = publisher.add_mutually_exclusive_group()
+    measured.add_argument("--results", type=Path, help="test_results.json of the checkpoint")
+    measured.add_argument("--config", type=Path, help="a test config: evaluate it now")
+    publisher.add_argument("--output", type=Path, help="write the folder here, do not push")
+    publisher.add_argument("--private", action="store_true")
+    publisher.add_argument("--license", default="apache-2.0")
+    publisher.set_defaults(run=_publish)
+
     synth = commands.add_parser("synthesize", help="write a synthetic dataset")
     synth.add_argument("dataset", choices=DATASETS)
     synth.add_argument("root", type=Path, help="folder to create (must not exist or be empty)")
@@ -255,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--images", type=int, default=4, help="images per camera / modality")
     synth.add_argument("--image-size", type=_image_size, default=(128, 64), help="HxW")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--parsing-root", type=Path, help="also write the true part maps here")
     synth.set_defaults(run=_synthesize)
 
     inspect = commands.add_parser("inspect", help="validate a dataset folder and count it")
@@ -262,6 +315,17 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("root", type=Path)
     inspect.add_argument("--trial", type=int, default=1, help="RegDB split, 1..10")
     inspect.set_defaults(run=_inspect)
+
+    parse = commands.add_parser("parse", help="write human-parsing maps with a parser file")
+    parse.add_argument("dataset", choices=(*DATASETS, "folder"), help="folder: every image")
+    parse.add_argument("root", type=Path, help="the dataset root")
+    parse.add_argument("--parser", type=Path, required=True, help="TorchScript or .onnx file")
+    parse.add_argument("--output", type=Path, required=True, help="the parsing root to write")
+    parse.add_argument("--image-size", type=_image_size, default=(512, 256), help="parser HxW")
+    parse.add_argument("--batch-size", type=int, default=16)
+    parse.add_argument("--device", default="cpu", help="torch device of the parser")
+    parse.add_argument("--overwrite", action="store_true", help="replace a non-empty output")
+    parse.set_defaults(run=_parse)
     return parser
 
 

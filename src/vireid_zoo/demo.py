@@ -11,6 +11,7 @@ size are small.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,29 +66,56 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VIREID_ZOO_CACHE", Path.home() / ".cache" / "vireid-zoo"))
 
 
-def synthetic_sysu(size: DemoSize, cache_dir: Path, seed: int) -> Path:
-    """Write (once) and return the synthetic SYSU-MM01 of ``size``."""
+def _synthetic_name(size: DemoSize, seed: int) -> str:
     height, width = size.image_size
-    name = (
+    return (
         f"sysu_mm01-{size.train_ids}-{size.val_ids}-{size.test_ids}-"
         f"{size.images_per_camera}-{height}x{width}-seed{seed}"
     )
-    root = cache_dir / "synthetic" / name
+
+
+def _write_synthetic_sysu(
+    size: DemoSize, root: Path, seed: int, parsing_root: Path | None = None
+) -> None:
+    make_sysu_mm01(
+        root,
+        num_train_ids=size.train_ids,
+        num_val_ids=size.val_ids,
+        num_test_ids=size.test_ids,
+        images_per_camera=size.images_per_camera,
+        image_size=size.image_size,
+        seed=seed,
+        parsing_root=parsing_root,
+    )
+
+
+def synthetic_sysu(size: DemoSize, cache_dir: Path, seed: int) -> Path:
+    """Write (once) and return the synthetic SYSU-MM01 of ``size``."""
+    root = cache_dir / "synthetic" / _synthetic_name(size, seed)
     if not root.is_dir():
-        make_sysu_mm01(
-            root,
-            num_train_ids=size.train_ids,
-            num_val_ids=size.val_ids,
-            num_test_ids=size.test_ids,
-            images_per_camera=size.images_per_camera,
-            image_size=size.image_size,
-            seed=seed,
-        )
+        _write_synthetic_sysu(size, root, seed)
     return root
 
 
-def demo_datamodule(preset: DemoSize, root: Path, seed: int) -> SYSUMM01DataModule:
-    """The demo's datamodule over the synthetic SYSU-MM01 at ``root``."""
+def synthetic_sysu_with_parsing(size: DemoSize, cache_dir: Path, seed: int) -> tuple[Path, Path]:
+    """Write (once) and return the synthetic SYSU-MM01 of ``size`` and its true part maps.
+
+    The images are byte-identical to :func:`synthetic_sysu`'s (same generator and seed);
+    the copy is kept apart so that dataset and maps are always written together.
+    """
+    root = cache_dir / "synthetic" / f"{_synthetic_name(size, seed)}-with-parsing"
+    parsing_root = root.with_name(f"{root.name}-maps")
+    if not root.is_dir():
+        if parsing_root.exists():  # maps of an interrupted write
+            shutil.rmtree(parsing_root)
+        _write_synthetic_sysu(size, root, seed, parsing_root)
+    return root, parsing_root
+
+
+def demo_datamodule(
+    preset: DemoSize, root: Path, seed: int, parsing_root: Path | None = None
+) -> SYSUMM01DataModule:
+    """The demo's datamodule over the synthetic SYSU-MM01 at ``root`` (and its part maps)."""
     return SYSUMM01DataModule(
         root,
         image_size=preset.image_size,
@@ -97,6 +125,7 @@ def demo_datamodule(preset: DemoSize, root: Path, seed: int) -> SYSUMM01DataModu
         num_workers=0,
         seed=seed,
         check_counts=False,
+        parsing_root=parsing_root,
     )
 
 

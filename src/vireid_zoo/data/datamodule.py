@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, trai
 from vireid_zoo.data.folder import ManifestDataset
 from vireid_zoo.data.llcm import LLCM
 from vireid_zoo.data.llcm import Direction as LLCMDirection
+from vireid_zoo.data.parsing import PartGrouping, PartMaps
 from vireid_zoo.data.records import Sample
 from vireid_zoo.data.regdb import Direction as RegDBDirection
 from vireid_zoo.data.regdb import RegDB
@@ -22,6 +23,7 @@ from vireid_zoo.data.sysu_mm01 import SYSUMM01, GallerySampling, SearchMode
 from vireid_zoo.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    build_paired_train_transform,
     build_test_transform,
     build_train_transform,
 )
@@ -55,6 +57,14 @@ class VIReIDDataModule(LightningDataModule):
         mean: Normalisation mean.
         std: Normalisation standard deviation.
         pin_memory: Pin batches in memory (useful with a GPU).
+        parsing_root: Folder of human-parsing maps parallel to the dataset root (CSCL; see
+            docs/parsing.md): training batches then also hold ``visible_parsing`` and
+            ``infrared_parsing`` part maps. None loads no maps.
+        parsing_grouping: How parser labels become parts: a name of
+            :data:`~vireid_zoo.data.parsing.GROUPINGS` (``"lip5"``: LIP into background, head,
+            upper body, lower body, shoes) or a mapping ``{part: [parser labels]}`` with the
+            background first.
+        parsing_ignore_label: Parser label of pixels the parsing loss ignores (None: none).
     """
 
     dataset_name = "dataset"
@@ -76,6 +86,9 @@ class VIReIDDataModule(LightningDataModule):
         mean: tuple[float, float, float] = IMAGENET_MEAN,
         std: tuple[float, float, float] = IMAGENET_STD,
         pin_memory: bool = False,
+        parsing_root: str | Path | None = None,
+        parsing_grouping: str | Mapping[str, Sequence[int]] = "lip5",
+        parsing_ignore_label: int | None = 255,
     ) -> None:
         super().__init__()
         self.image_size = tuple(image_size)
@@ -92,6 +105,8 @@ class VIReIDDataModule(LightningDataModule):
         self.mean = tuple(mean)
         self.std = tuple(std)
         self.pin_memory = pin_memory
+        self.parsing_root = None if parsing_root is None else Path(parsing_root)
+        self.parsing_grouping = PartGrouping.from_config(parsing_grouping, parsing_ignore_label)
 
     # Dataset-specific hooks -------------------------------------------------------------
 
@@ -106,6 +121,15 @@ class VIReIDDataModule(LightningDataModule):
     def val_tasks(self) -> list[TaskSpec]:
         """The tasks a validation run scores; none by default (no test-set selection)."""
         return []
+
+    def image_root(self) -> Path:
+        """The folder the images' paths are relative to (parsing maps mirror it)."""
+        dataset = getattr(self, "dataset", None)
+        if dataset is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement image_root() to load parsing maps"
+            )
+        return Path(dataset.root)
 
     # Shared machinery ---------------------------------------------------------------------
 
@@ -130,7 +154,8 @@ class VIReIDDataModule(LightningDataModule):
         return EvaluationSuite.from_specs(tasks) if tasks else None
 
     def _train_transform(self, channel_augmentation: bool) -> Any:
-        return build_train_transform(
+        build = build_train_transform if self.parsing_root is None else build_paired_train_transform
+        return build(
             self.image_size,
             pad=self.pad,
             random_erasing=self.random_erasing,
@@ -151,12 +176,25 @@ class VIReIDDataModule(LightningDataModule):
             return 1, 0
         return trainer.world_size, trainer.global_rank
 
+    def part_maps(self) -> PartMaps | None:
+        """The training images' parsing maps, checked to exist; None without ``parsing_root``.
+
+        Raises:
+            ParsingMapsNotFoundError: with the number of images without a map and the first.
+        """
+        if self.parsing_root is None:
+            return None
+        maps = PartMaps(self.image_root(), self.parsing_root, self.parsing_grouping)
+        maps.check(self._train_samples)
+        return maps
+
     def train_dataloader(self) -> DataLoader:
         """Paired P x K batches from the cross-modality identity sampler."""
         dataset = PairedTrainDataset(
             self._train_samples,
             visible_transform=self._train_transform(self.channel_augmentation),
             infrared_transform=self._train_transform(False),
+            parsing=self.part_maps(),
         )
         world_size, rank = self._world()
         sampler = CrossModalityIdentitySampler(
@@ -203,8 +241,15 @@ class VIReIDDataModule(LightningDataModule):
         return self._evaluation_loader(self.test_suite)
 
     def state_dict(self) -> dict[str, Any]:
-        """What a checkpoint records about the data it was trained on."""
-        return {"dataset": self.dataset_name, "num_classes": self.num_classes}
+        """What a checkpoint records about the data it was trained on and its input contract."""
+        return {
+            "dataset": self.dataset_name,
+            "num_classes": self.num_classes,
+            "image_size": list(self.image_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+        }
 
 
 class SYSUMM01DataModule(VIReIDDataModule):

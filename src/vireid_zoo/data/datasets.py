@@ -13,9 +13,11 @@ from torch.utils.data import Dataset
 from vireid_zoo.data.records import MODALITY_CODES, ImageDecodeError, Sample
 
 if TYPE_CHECKING:
+    from vireid_zoo.data.parsing import PartMaps
     from vireid_zoo.evaluation.protocols import EvaluationSuite
 
 Transform = Callable[[Image.Image], torch.Tensor]
+PairedTransform = Callable[[Image.Image, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def load_image(path: Path) -> Image.Image:
@@ -49,16 +51,26 @@ class PairedTrainDataset(Dataset):
 
     Args:
         samples: Training images of both modalities.
-        visible_transform: Transform of visible images.
-        infrared_transform: Transform of infrared images.
+        visible_transform: Transform of visible images; with ``parsing``, a transform of
+            an image and its part map (:class:`~vireid_zoo.data.transforms.PairedTrainTransform`).
+        infrared_transform: Transform of infrared images (likewise).
+        parsing: The human-parsing maps of the images (CSCL), or None.
 
     Items are dicts: ``visible``, ``infrared`` (image tensors) and ``visible_pid``,
-    ``infrared_pid`` (training class labels 0..num_classes-1, not raw identities).
+    ``infrared_pid`` (training class labels 0..num_classes-1, not raw identities); with
+    ``parsing`` also ``visible_parsing``, ``infrared_parsing``: (H, W) long part maps
+    transformed with their images (ignored pixels:
+    :data:`~vireid_zoo.data.parsing.IGNORE_INDEX`).
     """
 
     def __init__(
-        self, samples: Sequence[Sample], visible_transform: Transform, infrared_transform: Transform
+        self,
+        samples: Sequence[Sample],
+        visible_transform: Transform | PairedTransform,
+        infrared_transform: Transform | PairedTransform,
+        parsing: PartMaps | None = None,
     ) -> None:
+        self.parsing = parsing
         self.visible = [s for s in samples if s.modality == "visible"]
         self.infrared = [s for s in samples if s.modality == "infrared"]
         self.labels = training_labels(samples)
@@ -79,16 +91,25 @@ class PairedTrainDataset(Dataset):
         visible_index, infrared_index, seed = item
         visible, infrared = self.visible[visible_index], self.infrared[infrared_index]
         visible_image, infrared_image = load_image(visible.path), load_image(infrared.path)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            visible_tensor = self.visible_transform(visible_image)
-            infrared_tensor = self.infrared_transform(infrared_image)
-        return {
-            "visible": visible_tensor,
-            "infrared": infrared_tensor,
+        item = {
             "visible_pid": self.visible_labels[visible_index],
             "infrared_pid": self.infrared_labels[infrared_index],
         }
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            if self.parsing is None:
+                item["visible"] = self.visible_transform(visible_image)
+                item["infrared"] = self.infrared_transform(infrared_image)
+            else:
+                visible_map = self.parsing.load(visible.path, visible_image.size)
+                infrared_map = self.parsing.load(infrared.path, infrared_image.size)
+                item["visible"], item["visible_parsing"] = self.visible_transform(
+                    visible_image, visible_map
+                )
+                item["infrared"], item["infrared_parsing"] = self.infrared_transform(
+                    infrared_image, infrared_map
+                )
+        return item
 
 
 class EvaluationDataset(Dataset):

@@ -6,6 +6,9 @@ normalise. Channel augmentation (Ye et al., "Channel Augmented Joint Learning fo
 Visible-Infrared Recognition", ICCV 2021) is an option for visible training images:
 replace the image by one of its colour channels or its grayscale, and erase a random
 rectangle with random values.
+
+With human-parsing maps (CSCL), :class:`PairedTrainTransform` moves each image's part map
+with the image's geometric steps and leaves it out of the photometric ones.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from PIL import Image
 from torch import nn
+from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,6 +68,33 @@ def _resize(size: Sequence[int], interpolation: str) -> v2.Resize:
     return v2.Resize(tuple(size), interpolation=INTERPOLATIONS[interpolation], antialias=True)
 
 
+def _train_steps(
+    image_size: Sequence[int],
+    pad: int,
+    flip_probability: float,
+    random_erasing: float,
+    channel_augmentation: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    interpolation: str,
+) -> tuple[list[nn.Module], list[nn.Module]]:
+    """Return the geometric steps (image and part map) and the photometric ones (image)."""
+    geometric: list[nn.Module] = [
+        _resize(image_size, interpolation),
+        v2.Pad(pad, fill=0),
+        v2.RandomCrop(tuple(image_size)),
+        v2.RandomHorizontalFlip(flip_probability),
+    ]
+    photometric: list[nn.Module] = [v2.ToDtype(torch.float32, scale=True)]
+    if channel_augmentation:
+        photometric.append(RandomChannelSelection(p=0.5))
+    photometric.append(v2.Normalize(list(mean), list(std)))
+    if random_erasing > 0:
+        value = "random" if channel_augmentation else 0
+        photometric.append(v2.RandomErasing(p=random_erasing, value=value))
+    return geometric, photometric
+
+
 def build_train_transform(
     image_size: Sequence[int] = (288, 144),
     *,
@@ -87,21 +119,77 @@ def build_train_transform(
         std: Normalisation standard deviation.
         interpolation: Resize interpolation.
     """
-    steps: list[nn.Module] = [
-        v2.ToImage(),
-        _resize(image_size, interpolation),
-        v2.Pad(pad, fill=0),
-        v2.RandomCrop(tuple(image_size)),
-        v2.RandomHorizontalFlip(flip_probability),
-        v2.ToDtype(torch.float32, scale=True),
-    ]
-    if channel_augmentation:
-        steps.append(RandomChannelSelection(p=0.5))
-    steps.append(v2.Normalize(list(mean), list(std)))
-    if random_erasing > 0:
-        value = "random" if channel_augmentation else 0
-        steps.append(v2.RandomErasing(p=random_erasing, value=value))
-    return v2.Compose(steps)
+    geometric, photometric = _train_steps(
+        image_size,
+        pad,
+        flip_probability,
+        random_erasing,
+        channel_augmentation,
+        mean,
+        std,
+        interpolation,
+    )
+    return v2.Compose([v2.ToImage(), *geometric, *photometric])
+
+
+class PairedTrainTransform:
+    """The training transform of an image and its part map.
+
+    The part map follows the image's geometric steps with the same random draws (resize
+    with nearest interpolation, zero padding as background, crop, flip) and none of the
+    photometric ones (channel augmentation, normalisation, random erasing), so every label
+    stays on the pixel it describes. Random draws happen in the order of the image-only
+    transform: under one seed the image comes out exactly as from
+    :func:`build_train_transform`.
+
+    Args:
+        geometric: Steps applied to the image and the map together.
+        photometric: Steps applied to the image only.
+    """
+
+    def __init__(self, geometric: Sequence[nn.Module], photometric: Sequence[nn.Module]) -> None:
+        self.to_image = v2.ToImage()
+        self.geometric = v2.Compose(list(geometric))
+        self.photometric = v2.Compose(list(photometric))
+
+    def __call__(
+        self, image: Image.Image, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map a PIL image and its (H, W) uint8 part map to the image tensor and the map.
+
+        Returns:
+            The normalised (3, h, w) float image and the (h, w) long part map.
+        """
+        picture, mask = self.geometric(self.to_image(image), tv_tensors.Mask(labels[None]))
+        return self.photometric(picture), mask[0].as_subclass(torch.Tensor).long()
+
+
+def build_paired_train_transform(
+    image_size: Sequence[int] = (288, 144),
+    *,
+    pad: int = 10,
+    flip_probability: float = 0.5,
+    random_erasing: float = 0.5,
+    channel_augmentation: bool = False,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    interpolation: str = "bilinear",
+) -> PairedTrainTransform:
+    """Return the training transform of an image and its part map.
+
+    The arguments are those of :func:`build_train_transform`.
+    """
+    geometric, photometric = _train_steps(
+        image_size,
+        pad,
+        flip_probability,
+        random_erasing,
+        channel_augmentation,
+        mean,
+        std,
+        interpolation,
+    )
+    return PairedTrainTransform(geometric, photometric)
 
 
 def build_test_transform(

@@ -24,8 +24,9 @@ from vireid_zoo.data.synthetic.seeding import (
 from vireid_zoo.data.synthetic.writing import (
     _present_cameras,
     _save_image,
+    _save_parts,
     _split_ids,
-    _staged_directory,
+    _staged_trees,
     _write_id_line,
     _write_lines,
 )
@@ -36,7 +37,8 @@ _LLCM_SUFFIXES: dict[str, str] = {"visible": "vis", "infrared": "nir"}
 
 
 def _write_llcm_folder(
-    folder: Path,
+    staging: tuple[Path, Path | None],
+    folder: str,
     identity: Identity,
     modality: Modality,
     camera: CameraAppearance,
@@ -44,21 +46,27 @@ def _write_llcm_folder(
     size: tuple[int, int],
     count: int,
 ) -> list[str]:
-    """Write ``count`` frames of one LLCM (id, camera, modality) sequence; return their names."""
+    """Write ``count`` frames of one LLCM (id, camera, modality) sequence; return their names.
+
+    ``staging`` holds the dataset folder and the part-map folder (or None); ``folder`` is
+    the sequence's folder relative to both.
+    """
     key = (identity.pid, camera.camera, modality_code(modality))
     sequence_rng = _generator(seed, _STREAM_FOLDERS, _DATASET_CODES["llcm"], *key)
     sequence = int(sequence_rng.integers(100000, 1000000))
     first_frame = int(sequence_rng.integers(100, 5000))
-    folder.mkdir(parents=True)
+    images, parsing = staging
+    (images / folder).mkdir(parents=True)
     names = []
     for index in range(count):
         rng = _image_rng(seed, "llcm", *key, index)
-        image, _ = render_person(identity, modality, camera, rng, size)
+        image, parts = render_person(identity, modality, camera, rng, size)
         name = (
             f"{identity.pid:04d}_c{camera.camera:02d}_s{sequence}_f{first_frame + 10 * index}"
             f"_{_LLCM_SUFFIXES[modality]}.jpg"
         )
-        _save_image(folder / name, image)
+        _save_image(images / folder / name, image)
+        _save_parts(parsing, f"{folder}/{name}", parts)
         names.append(name)
     return names
 
@@ -72,6 +80,7 @@ def make_llcm(
     image_size: tuple[int, int] = (128, 64),
     missing_camera_rate: float = 0.15,
     seed: int = 0,
+    parsing_root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a synthetic LLCM tree (layout in the package docstring).
 
@@ -88,13 +97,15 @@ def make_llcm(
         missing_camera_rate: Probability that an (id, camera, modality) folder is absent;
             every id keeps at least one visible and one near-infrared camera.
         seed: Seed of everything drawn; the same arguments give byte-identical files.
+        parsing_root: Also write each image's true part map (LIP labels) as
+            ``<parsing_root>/<image path relative to root>.png`` (see :func:`make_sysu_mm01`).
 
     Returns:
         The dataset root.
 
     Raises:
         ValueError: On an impossible argument.
-        FileExistsError: ``root`` exists and is not empty.
+        FileExistsError: ``root`` (or ``parsing_root``) exists and is not empty.
     """
     counts = [
         _check_split("num_train_ids", num_train_ids),
@@ -110,7 +121,7 @@ def make_llcm(
         cam: make_camera(cam, seed, dataset=dataset, low_light=True) for cam in LLCM_VISIBLE_CAMERAS
     }
     root = Path(root)
-    with _staged_directory(root) as staging:
+    with _staged_trees(root, parsing_root) as (staging, parsing):
         (staging / "idx").mkdir()
         for split, pids in (("train", train_ids), ("test", test_ids)):
             lines: dict[str, list[str]] = {modality: [] for modality in MODALITIES}
@@ -124,7 +135,8 @@ def make_llcm(
                     for cam in cams:
                         folder = f"{split}_{_LLCM_SUFFIXES[modality]}/cam{cam}/{pid:04d}"
                         names = _write_llcm_folder(
-                            staging / folder,
+                            (staging, parsing),
+                            folder,
                             identity,
                             modality,
                             cameras[cam],

@@ -17,7 +17,12 @@ from vireid_zoo.data.synthetic.seeding import (
     _generator,
     _image_rng,
 )
-from vireid_zoo.data.synthetic.writing import _save_image, _staged_directory, _write_lines
+from vireid_zoo.data.synthetic.writing import (
+    _save_image,
+    _save_parts,
+    _staged_trees,
+    _write_lines,
+)
 
 REGDB_TRIALS = 10
 
@@ -29,6 +34,7 @@ def make_regdb(
     images_per_modality: int = 10,
     image_size: tuple[int, int] = (128, 64),
     seed: int = 0,
+    parsing_root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a synthetic RegDB tree (layout in the package docstring).
 
@@ -42,13 +48,15 @@ def make_regdb(
         images_per_modality: Visible images, and thermal images, per person.
         image_size: ``(height, width)`` of every image.
         seed: Seed of everything drawn; the same arguments give byte-identical files.
+        parsing_root: Also write each image's true part map (LIP labels) as
+            ``<parsing_root>/<image path relative to root>.png`` (see :func:`make_sysu_mm01`).
 
     Returns:
         The dataset root.
 
     Raises:
         ValueError: On an impossible argument.
-        FileExistsError: ``root`` exists and is not empty.
+        FileExistsError: ``root`` (or ``parsing_root``) exists and is not empty.
     """
     total = _check_int("num_ids", num_ids, 4)
     if total % 2:
@@ -61,7 +69,7 @@ def make_regdb(
     cameras = {cam: make_camera(cam, seed, dataset=dataset) for _, _, cam in trees.values()}
     files: dict[str, dict[int, list[str]]] = {"visible": {}, "infrared": {}}
     root = Path(root)
-    with _staged_directory(root) as staging:
+    with _staged_trees(root, parsing_root) as (staging, parsing):
         for pid in range(1, total + 1):
             identity = make_identity(pid, seed)
             for modality in ("visible", "infrared"):
@@ -75,9 +83,10 @@ def make_regdb(
                 for modality, (tree, letter, cam) in trees.items():
                     rng = _image_rng(seed, dataset, pid, cam, index)
                     pose = draw_pose(rng, cameras[cam], facing_away=facing_away)
-                    image, _ = render_person(identity, modality, cameras[cam], rng, size, pose)
+                    image, parts = render_person(identity, modality, cameras[cam], rng, size, pose)
                     name = f"{identity.gender}_{view}_{letter}_{frame:05d}_{pid}.bmp"
                     _save_image(staging / tree / str(pid) / name, image)
+                    _save_parts(parsing, f"{tree}/{pid}/{name}", parts)
                     files[modality][pid].append(f"{tree}/{pid}/{name}")
         (staging / "idx").mkdir()
         for trial in range(1, REGDB_TRIALS + 1):

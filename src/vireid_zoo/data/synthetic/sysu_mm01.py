@@ -22,8 +22,9 @@ from vireid_zoo.data.synthetic.seeding import (
 from vireid_zoo.data.synthetic.writing import (
     _present_cameras,
     _save_image,
+    _save_parts,
     _split_ids,
-    _staged_directory,
+    _staged_trees,
     _write_id_line,
 )
 
@@ -41,6 +42,7 @@ def make_sysu_mm01(
     image_size: tuple[int, int] = (128, 64),
     missing_camera_rate: float = 0.15,
     seed: int = 0,
+    parsing_root: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write a synthetic SYSU-MM01 tree (layout in the package docstring).
 
@@ -54,13 +56,16 @@ def make_sysu_mm01(
         missing_camera_rate: Probability that an (id, camera) folder is absent; every id
             keeps at least one visible (1, 2, 4, 5) and one infrared (3, 6) camera.
         seed: Seed of everything drawn; the same arguments give byte-identical files.
+        parsing_root: Also write each image's true part map (LIP labels, the map it was
+            drawn from) as ``<parsing_root>/<image path relative to root>.png``; the
+            dataset itself is the same with or without it.
 
     Returns:
         The dataset root.
 
     Raises:
         ValueError: On an impossible argument.
-        FileExistsError: ``root`` exists and is not empty.
+        FileExistsError: ``root`` (or ``parsing_root``) exists and is not empty.
     """
     counts = [
         _check_split("num_train_ids", num_train_ids),
@@ -75,7 +80,7 @@ def make_sysu_mm01(
     splits = _split_ids(seed, dataset, counts)
     cameras = {cam: make_camera(cam, seed, dataset=dataset) for cam in range(1, 7)}
     root = Path(root)
-    with _staged_directory(root) as staging:
+    with _staged_trees(root, parsing_root) as (staging, parsing):
         for pid in range(1, sum(counts) + 1):
             identity = make_identity(pid, seed)
             folder_rng = _generator(seed, _STREAM_FOLDERS, _DATASET_CODES[dataset], pid)
@@ -88,8 +93,9 @@ def make_sysu_mm01(
                     folder.mkdir(parents=True)
                     for index in range(1, per_camera + 1):
                         rng = _image_rng(seed, dataset, pid, cam, index)
-                        image, _ = render_person(identity, modality, cameras[cam], rng, size)
+                        image, parts = render_person(identity, modality, cameras[cam], rng, size)
                         _save_image(folder / f"{index:04d}.jpg", image)
+                        _save_parts(parsing, f"cam{cam}/{pid:04d}/{index:04d}.jpg", parts)
         (staging / "exp").mkdir()
         for name, pids in zip(("train_id", "val_id", "test_id"), splits, strict=True):
             _write_id_line(staging / "exp" / f"{name}.txt", pids)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vireid_zoo.data.parsing import MAP_SUFFIX, write_label_map
 from vireid_zoo.data.synthetic.seeding import _DATASET_CODES, _STREAM_SPLIT, _generator
 
 _JPEG_QUALITY = 90
@@ -40,6 +41,41 @@ def _staged_directory(root: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextmanager
+def _staged_trees(
+    root: Path, parsing_root: str | os.PathLike[str] | None
+) -> Iterator[tuple[Path, Path | None]]:
+    """Stage the dataset and, when ``parsing_root`` is given, its tree of part maps.
+
+    Both become visible only once the dataset is complete (the part maps first).
+
+    Raises:
+        ValueError: ``parsing_root`` is ``root`` or one contains the other.
+        FileExistsError: ``root`` or ``parsing_root`` exists and is not an empty directory.
+    """
+    if parsing_root is None:
+        with _staged_directory(root) as staging:
+            yield staging, None
+        return
+    parsing_root = Path(parsing_root)
+    images, maps = root.resolve(), parsing_root.resolve()
+    if images == maps or images in maps.parents or maps in images.parents:
+        raise ValueError(
+            f"parsing_root '{parsing_root}' must be a folder outside the dataset root "
+            f"'{root}' (and not contain it): the part maps form a parallel tree"
+        )
+    with _staged_directory(root) as staging, _staged_directory(parsing_root) as parsing:
+        yield staging, parsing
+
+
+def _save_parts(parsing: Path | None, relative: str, parts: np.ndarray) -> None:
+    """Save the LIP part map of image ``relative`` in the parallel tree, if there is one."""
+    if parsing is not None:
+        path = parsing / Path(relative).with_suffix(MAP_SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_label_map(path, parts)
 
 
 def _save_image(path: Path, image: np.ndarray) -> None:
