@@ -1,0 +1,386 @@
+"""CSCL: losses, PAM, SPAM, the network, the recipe and `fit` / `test` through the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+import vireid_zoo as vz
+from test_cli import CONFIGS, write_config
+from vireid_zoo.cli import main
+from vireid_zoo.data.parsing import IGNORE_INDEX
+from vireid_zoo.data.synthetic import make_sysu_mm01
+from vireid_zoo.models import CSCL, CSCLModule
+from vireid_zoo.models.cscl import (
+    DivisionLoss,
+    IdentityCenterMiningLoss,
+    ParsingAlignedAttention,
+    ParsingLoss,
+    SemanticPartAlignment,
+)
+from vireid_zoo.models.cscl.blocks import foreground_from_labels, foreground_from_logits
+
+# Division loss ---------------------------------------------------------------------------
+
+
+def test_division_loss_is_zero_for_orthogonal_and_one_for_identical_parts() -> None:
+    loss = DivisionLoss()
+    orthogonal = torch.eye(4)[None, :3] * torch.tensor([[[2.0], [0.5], [3.0]]])
+    assert loss(orthogonal) == 0
+    identical = torch.randn(2, 1, 8).expand(2, 4, 8)
+    torch.testing.assert_close(loss(identical), torch.tensor(1.0))
+    opposite = torch.tensor([[[1.0, 0.0], [-2.0, 0.0]]])
+    torch.testing.assert_close(loss(opposite), torch.tensor(1.0)), "|cos| = 1 when opposite"
+    random_parts = torch.randn(16, 4, 8)
+    assert 0 < loss(random_parts) < 1
+
+
+def test_division_loss_hand_computed() -> None:
+    # p1 = (1, 0), p2 = (1, 1), p3 = (0, 2): cos12 = 1/sqrt 2, cos13 = 0, cos23 = 2/(2 sqrt 2)
+    # = 1/sqrt 2; mean over the 6 off-diagonal entries = 4 / sqrt 2 / 6 = 0.4714.
+    parts = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]])
+    torch.testing.assert_close(DivisionLoss()(parts), torch.tensor(4 / math.sqrt(2) / 6))
+
+
+# ICM loss --------------------------------------------------------------------------------
+
+
+def icm_batch(shift: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Two identities, two samples each per modality; infrared sits ``shift`` off visible."""
+    visible = torch.tensor([[0.0, 0.0], [0.2, 0.0], [4.0, 0.0], [4.2, 0.0]])
+    infrared = visible + torch.tensor([0.0, shift])
+    labels = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    modalities = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    return torch.cat([visible, infrared]), labels, modalities
+
+
+def test_icm_loss_hand_computed() -> None:
+    # 1-D centres: visible 0 (id 0), 3 (id 1); infrared 1 (id 0), 2.5 (id 1).
+    # d(v, i) = [[1, 2.5], [2, 0.5]]; positives 1 and 0.5; margin 2:
+    # visible anchors [1 - 2.5 + 2]+ = 0.5, [0.5 - 2 + 2]+ = 0.5 -> mean 0.5;
+    # infrared anchors [1 - 2 + 2]+ = 1, [0.5 - 2.5 + 2]+ = 0 -> mean 0.5; L = (0.5 + 0.5) / 2.
+    features = torch.tensor([[0.0], [3.0], [1.0], [2.5]])
+    labels, modalities = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 1, 1])
+    loss = IdentityCenterMiningLoss(margin=2.0)(features, labels, modalities)
+    torch.testing.assert_close(loss, torch.tensor(0.5))
+
+
+def test_icm_loss_falls_as_the_modality_centres_of_an_identity_meet() -> None:
+    # A large margin keeps the hinge active: L = shift - sqrt(4^2 + shift^2) + 10 falls with
+    # the shift between an identity's centres (the derivative 1 - shift / sqrt(...) > 0).
+    loss = IdentityCenterMiningLoss(margin=10.0)
+    values = [loss(*icm_batch(shift)).item() for shift in (3.0, 2.0, 1.0, 0.5, 0.0)]
+    assert all(a > b for a, b in zip(values, values[1:], strict=False)), values
+    assert values[0] == pytest.approx(3.0 - 5.0 + 10.0, abs=1e-4)
+
+
+def test_icm_loss_respects_its_margin() -> None:
+    # Centres 0.1 / 4.1 apart by identity, `shift` across modalities: the nearest other
+    # identity's cross-modal centre is sqrt(4^2 + shift^2) away.
+    features, labels, modalities = icm_batch(1.0)
+    gap = math.sqrt(16 + 1) - 1.0
+    assert IdentityCenterMiningLoss(margin=gap - 0.01)(features, labels, modalities) == 0
+    features.requires_grad_(True)
+    above = IdentityCenterMiningLoss(margin=gap + 0.5)(features, labels, modalities)
+    torch.testing.assert_close(above, torch.tensor(0.5))
+    above.backward()
+    assert features.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least two identities"):
+        IdentityCenterMiningLoss()(features[[0, 4]], labels[[0, 4]], modalities[[0, 4]])
+
+
+# Parsing loss ----------------------------------------------------------------------------
+
+
+def test_parsing_loss_hand_computed_and_ignores_the_ignore_label() -> None:
+    # Two positions: (2, 0) against label 0 -> -log softmax = log(1 + e^-2) = 0.126928; the
+    # second position is ignored, whatever its logits.
+    logits = torch.tensor([[[[2.0, 5.0]], [[0.0, -5.0]]]], requires_grad=True)
+    labels = torch.tensor([[[0, IGNORE_INDEX]]])
+    loss = ParsingLoss()(logits, labels)
+    torch.testing.assert_close(loss, torch.tensor(math.log(1 + math.exp(-2))))
+    loss.backward()
+    assert logits.grad[..., 1].abs().sum() == 0 and logits.grad[..., 0].abs().sum() > 0
+    all_ignored = ParsingLoss()(logits, torch.full_like(labels, IGNORE_INDEX))
+    assert all_ignored == 0 and not torch.isnan(all_ignored)
+
+
+def test_parsing_labels_are_sampled_at_cell_centres() -> None:
+    # A 4x4 map against a 2x2 grid: nearest-exact takes rows and columns 1 and 3.
+    labels = torch.arange(16).view(1, 4, 4) % 3
+    logits = torch.randn(1, 3, 2, 2)
+    expected = F.cross_entropy(logits, labels[:, 1::2, 1::2])
+    torch.testing.assert_close(ParsingLoss()(logits, labels), expected)
+    with pytest.raises(ValueError, match="num_parts"):
+        ParsingLoss()(torch.randn(1, 2, 2, 2), labels)
+
+
+# SPAM and PAM ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pooling", ["class_softmax", "spatial_softmax"])
+def test_part_pooling_weights_sum_to_one_per_part(pooling: str) -> None:
+    spam = SemanticPartAlignment(8, num_parts=4, pooling=pooling)
+    logits = 5 * torch.randn(3, 5, 6, 3)
+    weights = spam.pooling_weights(logits)
+    assert weights.shape == (3, 4, 6, 3) and (weights >= 0).all()
+    torch.testing.assert_close(weights.sum(dim=(2, 3)), torch.ones(3, 4))
+    features = torch.randn(3, 8, 6, 3)
+    _, parts = spam(features)
+    expected = spam.pooling_weights(spam.classifier(features))[:, :, None] * features[:, None]
+    torch.testing.assert_close(parts, expected.sum(dim=(3, 4)))
+
+
+def test_class_softmax_parts_average_the_positions_parsed_as_the_part() -> None:
+    spam = SemanticPartAlignment(2, num_parts=2)
+    logits = torch.full((1, 3, 2, 2), -30.0)
+    logits[0, 1, 0, :] = 30.0  # top row: part 1
+    logits[0, 2, 1, 0] = 30.0  # bottom left: part 2
+    logits[0, 0, 1, 1] = 30.0  # bottom right: background
+    # part 1 = mean of the top row = ((1 + 3) / 2, (0 + 2) / 2); part 2 = bottom left
+    features = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]], [[0.0, 2.0], [4.0, 6.0]]]])
+    parts = torch.einsum("bkhw,bchw->bkc", spam.pooling_weights(logits), features)
+    torch.testing.assert_close(parts, torch.tensor([[[2.0, 1.0], [5.0, 4.0]]]))
+
+
+def test_pam_pools_over_the_foreground_and_adds_the_reweighted_map() -> None:
+    torch.manual_seed(0)
+    pam = ParsingAlignedAttention(32, reduction=16)
+    x = torch.randn(2, 32, 4, 2)
+    labels = torch.zeros(2, 8, 4, dtype=torch.long)
+    labels[:, :4] = 2  # the top half is a body part
+    labels[0, 0, 0] = IGNORE_INDEX
+    foreground = foreground_from_labels(labels)
+    assert foreground[0, 0, 0, 0] == 0 and foreground[1, 0, 0, 0] == 1
+    out = pam(x, foreground)
+    mask = F.adaptive_avg_pool2d(foreground, (4, 2))
+    descriptor = (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3))
+    weights = torch.sigmoid(pam.attention.mlp(descriptor))[..., None, None]
+    torch.testing.assert_close(out, x + x * weights)
+    changed_background = x.clone()
+    changed_background[:, :, 2:] = 100.0
+    torch.testing.assert_close(
+        pam(changed_background, foreground)[:, :, :2], out[:, :, :2], msg="background is ignored"
+    )
+    no_person = foreground_from_labels(torch.zeros(2, 8, 4, dtype=torch.long))
+    torch.testing.assert_close(pam(x, no_person), pam(x, None), msg="empty mask: plain GAP")
+
+
+def test_predicted_foreground_is_one_minus_background_probability() -> None:
+    logits = torch.tensor([[[[0.0]], [[math.log(3.0)]]]])  # P(background) = 1/4
+    torch.testing.assert_close(foreground_from_logits(logits), torch.tensor([[[[0.75]]]]))
+
+
+# The network -----------------------------------------------------------------------------
+
+
+def test_cscl_resnet50_builds_with_its_modules() -> None:
+    net = vz.create_model("cscl_resnet50", num_classes=395)
+    assert isinstance(net, CSCL) and net.architecture == "cscl_resnet50"
+    assert {k: m.attention.mlp[0].in_features for k, m in net.pam.items()} == {
+        "1": 256,
+        "2": 512,
+        "3": 1024,
+    }
+    assert net.pam["1"].attention.mlp[0].out_features == 256 // 16
+    assert net.spam.classifier.in_channels == 2048 and net.spam.classifier.out_channels == 5
+    assert len(net.part_necks) == 4 and net.part_necks[0].classifier.out_features == 395
+    assert net.embedding_dim == 5 * 2048
+    assert vz.list_models("cscl_*") == [
+        "cscl_resnet101",
+        "cscl_resnet18",
+        "cscl_resnet34",
+        "cscl_resnet50",
+    ]
+
+
+@pytest.fixture()
+def net18() -> CSCL:
+    torch.manual_seed(0)
+    return CSCL(6, arch="resnet18").eval()
+
+
+def test_inference_takes_images_alone(net18: CSCL) -> None:
+    images = torch.randn(3, 3, 64, 32)
+    embedding = net18.extract_features(images, "infrared")
+    assert embedding.shape == (3, 5 * 512)
+    torch.testing.assert_close(embedding.norm(dim=1), torch.ones(3))
+    with torch.no_grad():  # "predicted": a second pass with SPAM's foreground
+        specific = net18.backbone.forward_specific(images, "infrared")
+        first = net18._trunk(specific, None)
+        foreground = foreground_from_logits(net18.spam.classifier(first))
+        output = net18._head(net18._trunk(specific, foreground))
+        expected = torch.cat([output.bn, output.part_bn.flatten(1)], dim=1)
+    torch.testing.assert_close(embedding, F.normalize(expected, dim=1))
+    net18.inference_mask = "none"
+    with torch.no_grad():
+        plain = net18._head(first)
+    expected = torch.cat([plain.bn, plain.part_bn.flatten(1)], dim=1)
+    torch.testing.assert_close(net18.extract_features(images, "infrared"), F.normalize(expected))
+
+
+def test_test_feature_options() -> None:
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 64, 32)
+    glob = CSCL(0, arch="resnet18", test_parts=False, test_feature="pool").eval()
+    assert glob.embedding_dim == 512 and glob.extract_features(images, "visible").shape == (2, 512)
+    each = CSCL(0, arch="resnet18", test_normalization="each").eval()
+    embedding = each.extract_features(images, "visible")
+    norms = embedding.view(2, 5, 512).norm(dim=2)
+    torch.testing.assert_close(norms, torch.full((2, 5), 1 / math.sqrt(5)))
+    with pytest.raises(ValueError, match="pam_stages"):
+        CSCL(0, arch="resnet18", pam_stages=(1,), split_stage=2)
+
+
+def test_forward_pair_uses_the_maps_and_checks_them(net18: CSCL) -> None:
+    net18.train()
+    visible, infrared = torch.randn(4, 3, 64, 32), torch.randn(4, 3, 64, 32)
+    maps = torch.randint(0, 5, (4, 64, 32))
+    torch.manual_seed(1)
+    out = net18.forward_pair(visible, infrared, maps, maps)
+    assert out.parsing_logits.shape == (8, 5, 4, 2) and out.part_pool.shape == (8, 4, 512)
+    assert out.part_logits.shape == (8, 4, 6) and out.logits.shape == (8, 6)
+    other = net18.forward_pair(visible, infrared, torch.zeros_like(maps), maps)
+    assert not torch.allclose(out.pool, other.pool), "the PAMs pool over the parsed foreground"
+    with pytest.raises(ValueError, match=r"part maps must be \(B, H, W\)"):
+        net18.forward_pair(visible, infrared, maps[:, :32], maps)
+
+
+# The recipe ------------------------------------------------------------------------------
+
+
+def training_batch() -> dict[str, torch.Tensor]:
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "visible": torch.randn(6, 3, 64, 32, generator=generator),
+        "infrared": torch.randn(6, 3, 64, 32, generator=generator),
+        "visible_pid": labels,
+        "infrared_pid": labels,
+        "visible_parsing": torch.randint(0, 5, (6, 64, 32), generator=generator),
+        "infrared_parsing": torch.randint(0, 5, (6, 64, 32), generator=generator),
+    }
+
+
+@pytest.fixture()
+def module() -> CSCLModule:
+    torch.manual_seed(0)
+    module = CSCLModule(6, arch="resnet18", backbone_pretrained=False)
+    module.log_dict = lambda *args, **kwargs: None  # no trainer attached
+    return module
+
+
+def test_training_needs_parsing_maps(module: CSCLModule) -> None:
+    batch = training_batch()
+    del batch["infrared_parsing"]
+    with pytest.raises(ValueError, match=r"infrared_parsing.*data\.init_args\.parsing_root"):
+        module.training_step(batch, 0)
+
+
+def test_the_loss_is_the_weighted_sum_of_its_terms(module: CSCLModule) -> None:
+    terms = module.losses(training_batch())
+    expected = (
+        terms["id_loss"]
+        + terms["part_id_loss"]
+        + terms["triplet_loss"]
+        + terms["parsing_loss"]
+        + 0.1 * terms["division_loss"]
+        + 0.5 * terms["icm_loss"]
+    )
+    torch.testing.assert_close(terms["loss"], expected)
+    assert all(torch.isfinite(value) and value >= 0 for value in terms.values())
+
+
+def test_gradient_routing(module: CSCLModule) -> None:
+    net = module.net
+    parsing = module.losses(training_batch())["parsing_loss"]
+    parsing.backward()
+    assert net.spam.classifier.weight.grad.abs().sum() > 0
+    assert net.backbone.shared_stages[3][0].bn2.weight.grad.abs().sum() > 0
+    assert net.neck.classifier.weight.grad is None, "the parsing loss leaves identities alone"
+    assert net.pam["1"].attention.mlp[0].weight.grad.abs().sum() > 0
+    module.zero_grad(set_to_none=True)
+    module.losses(training_batch())["part_id_loss"].backward()
+    assert net.spam.classifier.weight.grad.abs().sum() > 0, "part ID trains the part pooling"
+    assert net.part_necks[3].classifier.weight.grad.abs().sum() > 0
+    assert net.neck.classifier.weight.grad is None
+
+
+def test_registered_demo_recipe_arguments_are_accepted() -> None:
+    from vireid_zoo.demo import demo_recipe
+
+    module = demo_recipe(CSCLModule, 5, epochs=3)
+    assert isinstance(module.net, CSCL) and module.net.backbone.arch == "resnet18"
+    assert CSCLModule.requires_parsing
+
+
+# Through the CLI -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("cscl")
+    root = make_sysu_mm01(
+        base / "SYSU-MM01",
+        num_train_ids=6,
+        num_val_ids=2,
+        num_test_ids=4,
+        images_per_camera=2,
+        image_size=(32, 16),
+        seed=2,
+        parsing_root=base / "parsing",
+    )
+    return root, base / "parsing"
+
+
+def test_fit_then_test_through_the_cli(
+    parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, parsing = parsed_sysu
+    config = write_config(
+        tmp_path,
+        root,
+        model_class="vireid_zoo.models.CSCLModule",
+        data={"parsing_root": str(parsing)},
+    )
+    assert main(["fit", "--config", str(config)]) == 0
+    checkpoint = next((tmp_path / "run").rglob("*.ckpt"))
+    hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+    assert hparams["num_classes"] == 8 and hparams["num_parts"] == 4
+    # Test without maps: inference takes images alone.
+    test = ["test", "--config", str(config), "--data.init_args.parsing_root", "null"]
+    assert main([*test, "--ckpt_path", str(checkpoint)]) == 0
+    assert "sysu_mm01/all (sysu_mm01 protocol)" in capsys.readouterr().out
+
+
+def test_fit_without_maps_names_parsing_root(
+    parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, parsed_sysu[0], model_class="vireid_zoo.models.CSCLModule")
+    assert main(["fit", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "parsing_root" in err[0]
+
+
+@pytest.mark.parametrize("dataset", ["sysu_mm01", "regdb", "llcm"])
+def test_shipped_configs_train_cscl_with_maps(
+    dataset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_code:
+        main(["fit", "--config", str(CONFIGS / "cscl" / f"{dataset}.yaml"), "--print_config"])
+    assert exit_code.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["class_path"] == "vireid_zoo.models.CSCLModule"
+    assert printed["data"]["init_args"]["parsing_root"]
+    assert printed["data"]["init_args"]["parsing_grouping"] == "lip5"
+    model = printed["model"]["init_args"]
+    assert (model["parsing_weight"], model["division_weight"], model["icm_weight"]) == (
+        1.0,
+        0.1,
+        0.5,
+    )
