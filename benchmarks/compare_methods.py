@@ -5,7 +5,9 @@ the method's LightningModule with the demo's CPU recipe (``vireid_zoo.demo.demo_
 ResNet-18 without ImageNet weights, Adam, the size's epochs), ``Trainer.fit``, then the
 SYSU-MM01 test protocol (all-search and indoor, 10 trials). Prints the trained mAP and
 Rank-1 (mean ± std over trials), training images/s (visible + infrared, data loading
-excluded) and the process's peak memory, each relative to AGW.
+excluded) and the process's peak memory, each relative to AGW. A method that trains with
+human-parsing maps (``requires_parsing = True``: CSCL) gets the same images written
+together with their true part maps (``vireid_zoo.demo.synthetic_sysu_with_parsing``).
 
 Usage: ``python benchmarks/compare_methods.py [--size small] [--methods agw,mhn]
 [--epochs N]``. On a 2-core CPU the ``small`` size takes about 6 minutes per method.
@@ -31,10 +33,14 @@ from vireid_zoo.demo import (  # noqa: E402
     demo_datamodule,
     demo_recipe,
     synthetic_sysu,
+    synthetic_sysu_with_parsing,
 )
 
 METHODS = {
     "agw": "vireid_zoo.models.agw.AGWModule",
+    "mhn": "vireid_zoo.models.mhn.MHNModule",
+    "emif": "vireid_zoo.models.emif.EMIFModule",
+    "cscl": "vireid_zoo.models.cscl.CSCLModule",
 }
 """Method name -> LightningModule class path; every method is trained alike."""
 
@@ -44,9 +50,13 @@ def worker(method: str, size: str, epochs: int | None, seed: int) -> dict[str, o
     epochs = epochs or preset.epochs
     module_path, class_name = METHODS[method].rsplit(".", 1)
     module_class = getattr(importlib.import_module(module_path), class_name)
-    root = synthetic_sysu(preset, default_cache_dir(), seed)
+    parsing_root = None
+    if getattr(module_class, "requires_parsing", False):  # trains with part maps (CSCL)
+        root, parsing_root = synthetic_sysu_with_parsing(preset, default_cache_dir(), seed)
+    else:
+        root = synthetic_sysu(preset, default_cache_dir(), seed)
     seed_everything(seed, verbose=False)
-    dm = demo_datamodule(preset, root, seed)
+    dm = demo_datamodule(preset, root, seed, parsing_root)
     module = demo_recipe(module_class, dm.num_classes, epochs)
     meter = TrainingThroughput(warmup=2)
     cpu_trainer(False, max_epochs=epochs, callbacks=[meter]).fit(module, datamodule=dm)

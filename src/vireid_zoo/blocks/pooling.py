@@ -17,7 +17,8 @@ class GeneralizedMeanPooling(nn.Module):
 
     computed on ``x.clamp(min=eps)`` so that fractional powers are defined. ``p = 1`` is
     average pooling and ``p -> inf`` tends to max pooling; AGW uses a fixed ``p = 3``.
-    Large ``p`` can overflow float32 for activations well above 1.
+    Large ``p`` can overflow float32 for activations well above 1. Half-precision inputs
+    are pooled in float32 and the result cast back to their dtype.
 
     Args:
         p: The exponent, > 0.
@@ -45,7 +46,11 @@ class GeneralizedMeanPooling(nn.Module):
         """Pool a feature map (B, C, H, W) to descriptors (B, C)."""
         if x.dim() != 4:
             raise ValueError(f"expected a (B, C, H, W) feature map, got shape {tuple(x.shape)}")
-        return x.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+        # Half-precision maps (autocast) are pooled in float32, then cast back: in float16,
+        # x^p of small activations underflows to 0, whose p-th root has an infinite gradient.
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))
+        pooled = wide.clamp(min=self.eps).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+        return pooled.to(x.dtype)
 
     def extra_repr(self) -> str:
         """Show p, whether it is learnt, and eps."""

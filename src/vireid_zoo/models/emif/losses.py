@@ -1,0 +1,232 @@
+"""EMIF losses: cross-modality Gaussian distribution consistency and a batch-centre loss.
+
+Zhang et al., "Learning enhancing modality-invariant features for visible-infrared person
+re-identification", IJMLC 16(1), 2025: the modality-invariant module aligns the visible and
+infrared feature distributions directly, with a consistency loss built on a Gaussian
+assumption. The form of that loss (diagonal Gaussians, the divergence, per identity or per
+batch, the variance estimator, eps) is assumed here (``reference/METHODS.md``, EMIF, [A]).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+Divergence = Literal["kl", "wasserstein"]
+GaussianFit = Literal["identity", "batch"]
+VarianceSource = Literal["identity", "batch"]
+DimReduction = Literal["mean", "sum"]
+
+
+def gaussian_divergence(
+    mean_p: torch.Tensor,
+    var_p: torch.Tensor,
+    mean_q: torch.Tensor,
+    var_q: torch.Tensor,
+    divergence: Divergence = "kl",
+) -> torch.Tensor:
+    r"""Per-dimension divergence between diagonal Gaussians; shapes (..., D) -> (..., D).
+
+    ``"kl"`` is the symmetric KL divergence :math:`KL(p\|q) + KL(q\|p)`, with
+    :math:`KL(p\|q) = \frac12\sum_d [\log\frac{s_q^2}{s_p^2} + \frac{s_p^2 + (\mu_p -
+    \mu_q)^2}{s_q^2} - 1]`; the two log terms cancel, which leaves
+    :math:`\frac12 [\frac{s_p^2 + \Delta^2}{s_q^2} + \frac{s_q^2 + \Delta^2}{s_p^2} - 2]`
+    per dimension (no logarithm to evaluate). ``"wasserstein"`` is the squared
+    2-Wasserstein distance :math:`\Delta^2 + (s_p - s_q)^2`. Variances must be > 0.
+    """
+    gap = (mean_p - mean_q).pow(2)
+    if divergence == "kl":
+        return 0.5 * ((var_p + gap) / var_q + (var_q + gap) / var_p - 2.0)
+    if divergence == "wasserstein":
+        return gap + (var_p.sqrt() - var_q.sqrt()).pow(2)
+    raise ValueError(f"divergence must be 'kl' or 'wasserstein', got {divergence!r}")
+
+
+def _batch_variance(features: torch.Tensor, ddof: int) -> torch.Tensor:
+    """Variance (D,) over all rows; 0 when there are too few rows to estimate one."""
+    if len(features) < 2:
+        return features.new_zeros(features.shape[1])
+    return features.var(dim=0, correction=ddof)
+
+
+def _identity_moments(
+    features: torch.Tensor, index: torch.Tensor, num_ids: int, ddof: int | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-identity means (P, D) and, unless ``ddof`` is None, variances (P, D).
+
+    Identities with fewer than 2 rows take the variance of all rows (the batch level).
+    """
+    counts = torch.bincount(index, minlength=num_ids).to(features.dtype)[:, None]
+    sums = features.new_zeros(num_ids, features.shape[1]).index_add(0, index, features)
+    means = sums / counts.clamp(min=1)
+    if ddof is None:
+        return means, None
+    squares = (features - means[index]).pow(2)  # two-pass: deviations from the identity mean
+    spread = features.new_zeros(means.shape).index_add(0, index, squares)
+    variances = spread / (counts - ddof).clamp(min=1)
+    return means, torch.where(counts < 2, _batch_variance(features, ddof), variances)
+
+
+class GaussianConsistencyLoss(nn.Module):
+    r"""Cross-modality feature distribution consistency under a Gaussian assumption.
+
+    EMIF's modality-invariant module (Zhang et al., IJMLC 2025, abstract): the visible and
+    infrared features are modelled as diagonal Gaussians :math:`N(\mu_v, s_v^2)`,
+    :math:`N(\mu_i, s_i^2)` and the divergence between them
+    (:func:`gaussian_divergence`) is the loss, aligning the two distributions directly
+    rather than through pairwise metric terms. Everything below is [A] (METHODS.md):
+
+    - ``fit="identity"``: one pair of Gaussians per identity present in the batch, the
+      loss the mean over identities; ``fit="batch"``: one Gaussian per modality over the
+      whole batch (labels unused).
+    - Variances are per dimension, with Bessel's correction (``unbiased=True``) or
+      without. ``variance="batch"`` gives every identity its modality's batch-level
+      variance (over all of that modality's rows) while keeping per-identity means, which
+      is steadier when there are few images per identity.
+    - An identity with a single image in a modality (K = 1) has no variance of its own:
+      it takes its modality's batch-level variance. A modality with a single image in the
+      whole batch has variance 0. ``eps`` is then added to every variance, so every
+      variance is at least ``eps`` and the loss and its gradient stay finite (no NaN).
+    - Per identity, the divergence is averaged (``reduction="mean"``, so the loss's scale
+      does not depend on the embedding size) or summed (``"sum"``, the textbook
+      divergence) over dimensions.
+    - The statistics are computed in float32 (or float64 for float64 inputs) with
+      autocast disabled, so float16 features neither overflow nor underflow.
+
+    Args:
+        divergence: ``"kl"`` (symmetric KL) or ``"wasserstein"`` (squared 2-Wasserstein).
+        fit: ``"identity"`` or ``"batch"``.
+        variance: ``"identity"`` or ``"batch"`` (only read with ``fit="identity"``).
+        eps: Added to every variance, > 0.
+        unbiased: Bessel-corrected variance (divide by n - 1) instead of by n.
+        reduction: ``"mean"`` or ``"sum"`` over the embedding dimensions.
+    """
+
+    def __init__(
+        self,
+        divergence: Divergence = "kl",
+        fit: GaussianFit = "identity",
+        variance: VarianceSource = "identity",
+        eps: float = 1e-5,
+        unbiased: bool = True,
+        reduction: DimReduction = "mean",
+    ) -> None:
+        super().__init__()
+        for name, value, allowed in (
+            ("divergence", divergence, ("kl", "wasserstein")),
+            ("fit", fit, ("identity", "batch")),
+            ("variance", variance, ("identity", "batch")),
+            ("reduction", reduction, ("mean", "sum")),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        self.divergence: Divergence = divergence
+        self.fit: GaussianFit = fit
+        self.variance: VarianceSource = variance
+        self.eps = eps
+        self.unbiased = unbiased
+        self.reduction: DimReduction = reduction
+
+    def forward(
+        self,
+        visible: torch.Tensor,
+        infrared: torch.Tensor,
+        visible_labels: torch.Tensor | None = None,
+        infrared_labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Loss between visible (Nv, D) and infrared (Ni, D) features (a float32 scalar).
+
+        Labels (identity of each row) are needed with ``fit="identity"``; every identity
+        must then appear in both modalities.
+        """
+        if visible.dim() != 2 or infrared.dim() != 2 or visible.shape[1] != infrared.shape[1]:
+            raise ValueError(
+                f"expected visible (Nv, D) and infrared (Ni, D) features, got "
+                f"{tuple(visible.shape)} and {tuple(infrared.shape)}"
+            )
+        if len(visible) == 0 or len(infrared) == 0:
+            raise ValueError("the Gaussian consistency loss needs features of both modalities")
+        dtype = torch.promote_types(visible.dtype, torch.float32)
+        with torch.autocast(device_type=visible.device.type, enabled=False):
+            visible, infrared = visible.to(dtype), infrared.to(dtype)
+            if self.fit == "batch":
+                stats = [(x.mean(dim=0), self._batch_variance(x)) for x in (visible, infrared)]
+            else:
+                stats = self._identity_stats(visible, infrared, visible_labels, infrared_labels)
+            (mean_v, var_v), (mean_i, var_i) = stats
+            divergence = gaussian_divergence(
+                mean_v, var_v + self.eps, mean_i, var_i + self.eps, self.divergence
+            )
+            per_group = divergence.mean(-1) if self.reduction == "mean" else divergence.sum(-1)
+            return per_group.mean()
+
+    @property
+    def _ddof(self) -> int:
+        return 1 if self.unbiased else 0
+
+    def _batch_variance(self, features: torch.Tensor) -> torch.Tensor:
+        return _batch_variance(features, self._ddof)
+
+    def _identity_stats(
+        self,
+        visible: torch.Tensor,
+        infrared: torch.Tensor,
+        visible_labels: torch.Tensor | None,
+        infrared_labels: torch.Tensor | None,
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if visible_labels is None or infrared_labels is None:
+            raise ValueError("fit='identity' needs the identity labels of both modalities")
+        if visible_labels.shape != visible.shape[:1] or infrared_labels.shape != infrared.shape[:1]:
+            raise ValueError(
+                f"expected one label per row, got {tuple(visible_labels.shape)} labels for "
+                f"{len(visible)} visible and {tuple(infrared_labels.shape)} for "
+                f"{len(infrared)} infrared rows"
+            )
+        identities, index = torch.cat([visible_labels, infrared_labels]).unique(return_inverse=True)
+        visible_index, infrared_index = index[: len(visible)], index[len(visible) :]
+        for name, present in (("visible", visible_index), ("infrared", infrared_index)):
+            missing = torch.ones(len(identities), dtype=torch.bool, device=identities.device)
+            missing[present] = False
+            if bool(missing.any()):
+                raise ValueError(
+                    f"identities {identities[missing].tolist()} have no {name} feature in the "
+                    "batch; fit='identity' needs every identity in both modalities"
+                )
+        own_variance = self.variance == "identity"
+        stats = []
+        for features, rows in ((visible, visible_index), (infrared, infrared_index)):
+            means, variances = _identity_moments(
+                features, rows, len(identities), self._ddof if own_variance else None
+            )
+            if variances is None:
+                variances = self._batch_variance(features).expand_as(means)
+            stats.append((means, variances))
+        return stats
+
+
+def batch_centre_loss(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    r"""Centre loss with the batch's identity means as centres.
+
+    Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition",
+    ECCV 2016, Eq. 2, :math:`\frac12\sum_b \lVert x_b - c_{y_b}\rVert^2`, averaged over the
+    batch; the centres :math:`c_y` are the batch means of each identity instead of learnt
+    vectors ([A]: no extra parameters), pulling each class together.
+
+    Args:
+        features: (B, D) features.
+        labels: (B,) identity labels.
+    """
+    if features.dim() != 2 or labels.shape != features.shape[:1]:
+        raise ValueError(
+            f"expected features (B, D) and labels (B,), got {tuple(features.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    identities, index = labels.unique(return_inverse=True)
+    counts = torch.bincount(index, minlength=len(identities)).to(features.dtype)[:, None]
+    sums = features.new_zeros(len(identities), features.shape[1]).index_add(0, index, features)
+    centres = sums / counts
+    return 0.5 * (features - centres[index]).pow(2).sum(dim=1).mean()

@@ -1,0 +1,237 @@
+"""EMIF network: a shared trunk with visible-only, infrared-only and shared heads.
+
+La Zhang, Xu Zhao, Haohua Du, Jian Sun, Jinqiao Wang, "Learning enhancing
+modality-invariant features for visible-infrared person re-identification", Int. J.
+Machine Learning and Cybernetics 16(1), 55-73 (2025). The abstract binds an independent
+"intra-modality enhancing" branch per modality next to the modality-shared embedding; the
+placement of the branches (three copies of ``layer4`` on a trunk shared up to ``layer3``)
+is an assumption of this zoo (``reference/METHODS.md``, EMIF, [A]).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, Modality, TwoStreamResNet
+from vireid_zoo.models.network import VIReIDNetwork
+
+TestFeature = Literal["bn", "pool"]
+Branch = Literal["shared", "visible", "infrared"]
+_LAST_STAGE = 4
+
+
+class EMIFTrunk(TwoStreamResNet):
+    """A :class:`TwoStreamResNet` whose stages ``head_stage..4`` also exist per modality.
+
+    The shared stages up to ``head_stage - 1`` form the trunk; from ``head_stage`` on there
+    are three heads that start from the same (ImageNet) weights: the trunk's own shared
+    stages (the shared head, used by :meth:`forward` as in any two-stream trunk), and the
+    deep copies ``visible_head`` and ``infrared_head``. Keeping the copies inside the trunk
+    puts them in the optimiser's backbone group, like the weights they are copied from.
+
+    Args:
+        arch: A timm ResNet, see :class:`TwoStreamResNet`.
+        pretrained: Load timm's ImageNet weights.
+        pretrained_file: A local ImageNet state dict instead of the download.
+        split_stage: Last modality-specific stage of the stems (0: the stems only).
+        last_stride: Stride of ``layer4``'s first block (applied to all three heads).
+        head_stage: First stage of the three heads, ``split_stage + 1`` to 4 (4: a trunk
+            shared up to ``layer3`` and three ``layer4`` heads, METHODS.md [A]).
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet50",
+        *,
+        pretrained: bool = False,
+        pretrained_file: str | Path | None = None,
+        split_stage: int = 0,
+        last_stride: int = 1,
+        head_stage: int = 4,
+    ) -> None:
+        super().__init__(
+            arch,
+            pretrained=pretrained,
+            pretrained_file=pretrained_file,
+            split_stage=split_stage,
+            last_stride=last_stride,
+        )
+        if not split_stage < head_stage <= _LAST_STAGE:
+            raise ValueError(
+                f"head_stage must be {split_stage + 1}..{_LAST_STAGE} (after the "
+                f"modality-specific stages, split_stage={split_stage}), got {head_stage!r}"
+            )
+        self.head_stage = head_stage
+        shared_head = nn.Sequential(*self.shared_stages[head_stage - split_stage - 1 :])
+        self.visible_head = copy.deepcopy(shared_head)
+        self.infrared_head = copy.deepcopy(shared_head)
+
+    def forward_trunk(self, x: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """Images of one modality -> the feature map entering the heads (stage ``head_stage``)."""
+        x = self.forward_specific(x, modality)
+        if self.head_stage - 1 > self.split_stage:
+            x = self.forward_shared(x, end_stage=self.head_stage - 1)
+        return x
+
+    def forward_head(self, x: torch.Tensor, branch: Branch) -> torch.Tensor:
+        """Run one head (stages ``head_stage..4``) on a trunk feature map."""
+        if branch == "shared":
+            return self.forward_shared(x, start_stage=self.head_stage)
+        if branch == "visible":
+            return self.visible_head(x)
+        if branch == "infrared":
+            return self.infrared_head(x)
+        raise ValueError(f"branch must be 'shared', 'visible' or 'infrared', got {branch!r}")
+
+
+@dataclass
+class BranchOutput:
+    """One head's training outputs.
+
+    Attributes:
+        pool: GeM-pooled features before the BNNeck (metric losses act on them).
+        bn: BNNeck features.
+        logits: The head's identity logits.
+    """
+
+    pool: torch.Tensor
+    bn: torch.Tensor
+    logits: torch.Tensor
+
+
+@dataclass
+class EMIFOutput:
+    """Training outputs of :meth:`EMIF.forward_pair`.
+
+    Attributes:
+        shared: The shared head on all images, the visible rows first, then the infrared.
+        visible: The visible head on the visible images only.
+        infrared: The infrared head on the infrared images only.
+    """
+
+    shared: BranchOutput
+    visible: BranchOutput
+    infrared: BranchOutput
+
+
+class EMIF(VIReIDNetwork):
+    """EMIF (Zhang et al., IJMLC 2025): modality-shared and intra-modality enhancing heads.
+
+    A two-stream ResNet (separate visible / infrared stems, last stride 1) shared up to
+    ``head_stage - 1``; three heads from ``head_stage`` on (:class:`EMIFTrunk`): the
+    shared head sees both modalities, the visible head only visible images and the
+    infrared head only infrared images (the paper's independent intra-modality enhancing
+    branches). Each head ends in GeM pooling and its own BNNeck and identity classifier.
+    The losses (identity, within-modality triplet, Gaussian consistency) are in
+    :class:`~vireid_zoo.models.emif.module.EMIFModule`.
+
+    Args:
+        num_classes: Training identities (each head's classifier); 0 for inference only.
+        arch: A timm ResNet (resnet18/34/50/101, ...).
+        backbone_pretrained: Initialise the trunk and the three heads with ImageNet weights.
+        backbone_weights_file: A local ImageNet state dict instead of the download.
+        gem_p: GeM exponent of every head.
+        last_stride: Stride of ``layer4``'s first block.
+        split_stage: Last modality-specific stage of the stems (0: stems only).
+        head_stage: First stage of the three heads (4: ``layer4`` heads, [A]).
+        test_feature: ``"bn"`` (BNNeck output) or ``"pool"`` (before it) at test time.
+        test_concat: Concatenate the matching modality head's embedding (of the same kind)
+            to the shared one before L2 normalisation ([A], off by default).
+    """
+
+    method_name = "EMIF"
+    paper = (
+        "Zhang, Zhao, Du, Sun, Wang, Learning enhancing modality-invariant features for "
+        "visible-infrared person re-identification, Int. J. Machine Learning and "
+        "Cybernetics 16(1), 55-73, 2025"
+    )
+    backbone: EMIFTrunk
+
+    def __init__(
+        self,
+        num_classes: int = 0,
+        *,
+        arch: str = "resnet50",
+        backbone_pretrained: bool = False,
+        backbone_weights_file: str | Path | None = None,
+        gem_p: float = 3.0,
+        last_stride: int = 1,
+        split_stage: int = 0,
+        head_stage: int = 4,
+        test_feature: TestFeature = "bn",
+        test_concat: bool = False,
+    ) -> None:
+        super().__init__()
+        if test_feature not in ("bn", "pool"):
+            raise ValueError(f"test_feature must be 'bn' or 'pool', got {test_feature!r}")
+        self.backbone = EMIFTrunk(
+            arch,
+            pretrained=backbone_pretrained,
+            pretrained_file=backbone_weights_file,
+            split_stage=split_stage,
+            last_stride=last_stride,
+            head_stage=head_stage,
+        )
+        channels = self.backbone.out_channels
+        self.pool = GeneralizedMeanPooling(p=gem_p)
+        self.neck = BNNeck(channels, num_classes)
+        self.visible_neck = BNNeck(channels, num_classes)
+        self.infrared_neck = BNNeck(channels, num_classes)
+        self.num_classes = num_classes
+        self.test_feature = test_feature
+        self.test_concat = test_concat
+        self.embedding_dim = 2 * channels if test_concat else channels
+
+    def _necks(self) -> dict[Branch, BNNeck]:
+        return {"shared": self.neck, "visible": self.visible_neck, "infrared": self.infrared_neck}
+
+    def forward_branch(
+        self, trunk_features: torch.Tensor, branch: Branch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One head on trunk feature maps: ``(pool, bn, logits)`` (logits None without classes)."""
+        pool = self.pool(self.backbone.forward_head(trunk_features, branch))
+        bn, logits = self._necks()[branch](pool)
+        return pool, bn, logits
+
+    def forward_pair(self, visible: torch.Tensor, infrared: torch.Tensor) -> EMIFOutput:
+        """Training forward of a batch of visible and a batch of infrared images.
+
+        Each modality goes through its own stem, then both together through the shared
+        trunk (batch statistics cover both, as in AGW) and the shared head; the visible
+        head receives only the visible rows of the trunk's output, the infrared head only
+        the infrared rows. The two batches may differ in size.
+        """
+        if self.num_classes == 0:
+            raise RuntimeError("EMIF was built with num_classes=0 and cannot be trained")
+        trunk = torch.cat(
+            [
+                self.backbone.forward_trunk(visible, "visible"),
+                self.backbone.forward_trunk(infrared, "infrared"),
+            ]
+        )
+        num_visible = len(visible)
+        outputs = {
+            "shared": self.forward_branch(trunk, "shared"),
+            "visible": self.forward_branch(trunk[:num_visible], "visible"),
+            "infrared": self.forward_branch(trunk[num_visible:], "infrared"),
+        }
+        return EMIFOutput(**{name: BranchOutput(*out) for name, out in outputs.items()})
+
+    def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """L2-normalised embeddings of images of one modality.
+
+        The modality picks the stem and, with ``test_concat``, the modality head whose
+        embedding is appended to the shared head's.
+        """
+        trunk = self.backbone.forward_trunk(images, modality)
+        index = 1 if self.test_feature == "bn" else 0
+        feature = self.forward_branch(trunk, "shared")[index]
+        if self.test_concat:
+            feature = torch.cat([feature, self.forward_branch(trunk, modality)[index]], dim=1)
+        return nn.functional.normalize(feature, dim=1)

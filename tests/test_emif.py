@@ -1,0 +1,524 @@
+from __future__ import annotations
+
+import inspect
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+import yaml
+from torch.distributions import Normal, kl_divergence
+
+import vireid_zoo as vz
+from test_cli import CONFIGS, write_config
+from vireid_zoo.blocks import GeneralizedMeanPooling
+from vireid_zoo.cli import main
+from vireid_zoo.models import EMIF, EMIFModule
+from vireid_zoo.models.emif import (
+    BranchOutput,
+    GaussianConsistencyLoss,
+    batch_centre_loss,
+    gaussian_divergence,
+)
+
+DIVERGENCES = ("kl", "wasserstein")
+FITS = ("identity", "batch")
+
+
+def gaussian(**kwargs: object) -> GaussianConsistencyLoss:
+    """A loss with a negligible eps, for closed-form comparisons."""
+    return GaussianConsistencyLoss(**{"eps": 1e-12, **kwargs})  # type: ignore[arg-type]
+
+
+def paired_features(seed: int = 0, ids: int = 3, k: int = 4, dim: int = 6) -> tuple:
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(ids).repeat_interleave(k)
+    visible = torch.randn(ids * k, dim, generator=generator) + labels[:, None]
+    infrared = 2 * torch.randn(ids * k, dim, generator=generator) - 1
+    return visible, infrared, labels, labels.clone()
+
+
+# Gaussian consistency loss: closed forms ----------------------------------------------------
+
+
+def test_gaussian_loss_matches_closed_forms_per_batch() -> None:
+    # Rows are samples, columns dimensions. Visible dimension 0: {-1, 1}, mean 0, unbiased
+    # variance (1 + 1) / (2 - 1) = 2. Infrared dimension 0: {1, 3}, mean 2, variance 2,
+    # so Delta^2 = 4 and the symmetric KL is 1/2 [(2 + 4)/2 + (2 + 4)/2 - 2] = 2, the
+    # squared 2-Wasserstein 4 + (sqrt 2 - sqrt 2)^2 = 4.
+    # Dimension 1: visible {-1, 1} (mean 0, variance 2), infrared {-2, 2} (mean 0,
+    # variance 8): symmetric KL 1/2 [2/8 + 8/2 - 2] = 1.125, 2-Wasserstein
+    # (sqrt 2 - sqrt 8)^2 = (sqrt 2 - 2 sqrt 2)^2 = 2.
+    visible = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    infrared = torch.tensor([[1.0, -2.0], [3.0, 2.0]])
+    cases = {("kl", "sum"): 3.125, ("kl", "mean"): 1.5625}
+    cases |= {("wasserstein", "sum"): 6.0, ("wasserstein", "mean"): 3.0}
+    for (divergence, reduction), expected in cases.items():
+        loss = gaussian(divergence=divergence, fit="batch", reduction=reduction)
+        assert loss(visible, infrared).item() == pytest.approx(expected, rel=1e-6)
+    # Biased variances (divide by n): 1 and 1 in dimension 0, 1 and 4 in dimension 1:
+    # KL = 1/2 [(1 + 4) + (1 + 4) - 2] + 1/2 [1/4 + 4 - 2] = 4 + 1.125;
+    # Wasserstein = 4 + 0 + (1 - 2)^2 = 5.
+    biased = {"kl": 5.125, "wasserstein": 5.0}
+    for divergence, expected in biased.items():
+        loss = gaussian(divergence=divergence, fit="batch", unbiased=False, reduction="sum")
+        assert loss(visible, infrared).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_gaussian_loss_matches_closed_forms_per_identity() -> None:
+    # Identity 0: visible {-1, 1} (mean 0, var 2), infrared {1, 3} (mean 2, var 2):
+    #   KL 2 (as above), Wasserstein 4.
+    # Identity 1: visible {0, 2} (mean 1, var 2), infrared {-1, 3} (mean 1, var 8):
+    #   KL 1/2 [2/8 + 8/2 - 2] = 1.125, Wasserstein (sqrt 2 - sqrt 8)^2 = 2.
+    # The loss is the mean over identities: KL 1.5625, Wasserstein 3.
+    visible = torch.tensor([[-1.0], [0.0], [1.0], [2.0]])
+    visible_labels = torch.tensor([0, 1, 0, 1])
+    infrared = torch.tensor([[1.0], [3.0], [-1.0], [3.0]])
+    infrared_labels = torch.tensor([0, 0, 1, 1])
+    for divergence, expected in (("kl", 1.5625), ("wasserstein", 3.0)):
+        loss = gaussian(divergence=divergence)(visible, infrared, visible_labels, infrared_labels)
+        assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # With the batch-level variance: visible {-1, 0, 1, 2} has variance 5/3, infrared
+    # {1, 3, -1, 3} variance 11/3; the per-identity mean gaps are 2 and 0. KL per identity
+    # 1/2 [(5/3 + g^2)/(11/3) + (11/3 + g^2)/(5/3) - 2]; Wasserstein g^2 + (s_v - s_i)^2.
+    var_v, var_i = 5 / 3, 11 / 3
+    kl = [0.5 * ((var_v + g) / var_i + (var_i + g) / var_v - 2) for g in (4.0, 0.0)]
+    w2 = [g + (var_v**0.5 - var_i**0.5) ** 2 for g in (4.0, 0.0)]
+    for divergence, expected in (("kl", sum(kl) / 2), ("wasserstein", sum(w2) / 2)):
+        loss = gaussian(divergence=divergence, variance="batch")
+        assert loss(visible, infrared, visible_labels, infrared_labels).item() == pytest.approx(
+            expected, rel=1e-6
+        )
+
+
+def test_symmetric_kl_is_the_sum_of_both_kl_directions() -> None:
+    generator = torch.Generator().manual_seed(3)
+    mean_p, mean_q = torch.randn(2, 7, generator=generator)
+    var_p, var_q = torch.rand(2, 7, generator=generator) + 0.1
+    p, q = Normal(mean_p, var_p.sqrt()), Normal(mean_q, var_q.sqrt())
+    expected = kl_divergence(p, q) + kl_divergence(q, p)
+    torch.testing.assert_close(gaussian_divergence(mean_p, var_p, mean_q, var_q, "kl"), expected)
+    with pytest.raises(ValueError, match="'js'"):
+        gaussian_divergence(mean_p, var_p, mean_q, var_q, "js")  # type: ignore[arg-type]
+
+
+# Gaussian consistency loss: properties --------------------------------------------------------
+
+
+@pytest.mark.parametrize("divergence,fit", list(itertools.product(DIVERGENCES, FITS)))
+def test_gaussian_loss_is_zero_for_identical_distributions(divergence: str, fit: str) -> None:
+    visible, _, labels, _ = paired_features()
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))
+    loss = GaussianConsistencyLoss(divergence=divergence, fit=fit)  # type: ignore[arg-type]
+    # The same samples of each identity, in another order, are the same distribution.
+    value = loss(visible, visible[order], labels, labels[order])
+    assert value.item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("divergence,fit", list(itertools.product(DIVERGENCES, FITS)))
+def test_gaussian_loss_is_symmetric(divergence: str, fit: str) -> None:
+    visible, infrared, visible_labels, infrared_labels = paired_features()
+    loss = GaussianConsistencyLoss(divergence=divergence, fit=fit)  # type: ignore[arg-type]
+    forward = loss(visible, infrared, visible_labels, infrared_labels)
+    backward = loss(infrared, visible, infrared_labels, visible_labels)
+    assert forward.item() > 0
+    torch.testing.assert_close(forward, backward)
+
+
+@pytest.mark.parametrize("divergence,fit", list(itertools.product(DIVERGENCES, FITS)))
+def test_gaussian_loss_grows_with_a_mean_shift_and_a_variance_ratio(
+    divergence: str, fit: str
+) -> None:
+    visible, _, labels, _ = paired_features()
+    loss = GaussianConsistencyLoss(divergence=divergence, fit=fit)  # type: ignore[arg-type]
+    shifts = [loss(visible, visible + shift, labels, labels) for shift in (0.0, 0.3, 1.0, 3.0)]
+    assert all(a < b for a, b in itertools.pairwise(shifts))
+    centre = visible.view(3, 4, -1).mean(dim=1).repeat_interleave(4, dim=0)
+    if fit == "batch":
+        centre = visible.mean(dim=0)
+    ratios = (1.0, 1.5, 3.0, 10.0)  # standard-deviation ratios infrared / visible
+    scaled = [loss(visible, centre + r * (visible - centre), labels, labels) for r in ratios]
+    assert scaled[0].item() == pytest.approx(0.0, abs=1e-6)
+    assert all(a < b for a, b in itertools.pairwise(scaled))
+    shrunk = [loss(visible, centre + (visible - centre) / r, labels, labels) for r in ratios]
+    assert all(a < b for a, b in itertools.pairwise(shrunk))
+
+
+def test_gaussian_loss_aligns_the_modality_distributions_directly() -> None:
+    # Abstract: the loss aligns the modality distributions directly. Gradient descent on it
+    # alone moves the infrared Gaussians onto the visible ones.
+    visible, infrared, visible_labels, infrared_labels = paired_features()
+    infrared = infrared.clone().requires_grad_(True)
+    loss = GaussianConsistencyLoss()
+    optimizer = torch.optim.SGD([infrared], lr=2.0)
+    first = loss(visible, infrared, visible_labels, infrared_labels).item()
+    gap = (visible.mean(0) - infrared.mean(0)).norm().item()
+    for _ in range(100):
+        optimizer.zero_grad()
+        loss(visible, infrared, visible_labels, infrared_labels).backward()
+        optimizer.step()
+    assert loss(visible, infrared, visible_labels, infrared_labels).item() < 0.01 * first
+    assert (visible.mean(0) - infrared.mean(0)).norm().item() < 0.1 * gap
+
+
+def test_kl_is_unchanged_by_a_per_dimension_affine_map() -> None:
+    # Why the choice of embedding (BNNeck output or pooled feature) matters for "kl" only
+    # through eps: a training-mode BatchNorm is the same per-dimension affine map for both
+    # modalities, and the KL between Gaussians is invariant to such maps.
+    visible, infrared, visible_labels, infrared_labels = paired_features()
+    scale, shift = torch.rand(6) * 5 + 0.1, torch.randn(6)
+    loss = gaussian()
+    torch.testing.assert_close(
+        loss(visible * scale + shift, infrared * scale + shift, visible_labels, infrared_labels),
+        loss(visible, infrared, visible_labels, infrared_labels),
+    )
+
+
+# Gaussian consistency loss: numerics -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("divergence", DIVERGENCES)
+def test_one_image_per_identity_falls_back_to_the_batch_variance(divergence: str) -> None:
+    visible, infrared, labels, _ = paired_features(k=1, ids=5)
+    inputs = (visible.requires_grad_(True), infrared, labels, labels)
+    per_identity = GaussianConsistencyLoss(divergence=divergence)(*inputs)  # type: ignore[arg-type]
+    batch_variance = GaussianConsistencyLoss(divergence=divergence, variance="batch")(*inputs)  # type: ignore[arg-type]
+    assert torch.isfinite(per_identity)
+    torch.testing.assert_close(per_identity, batch_variance)
+    per_identity.backward()
+    assert torch.isfinite(visible.grad).all()
+
+
+def test_a_single_image_per_modality_gives_eps_variances_not_nan() -> None:
+    # One visible (0) and one infrared (1) image: no variance can be estimated, both are 0,
+    # plus eps: symmetric KL 1/2 [(eps + 1)/eps + (eps + 1)/eps - 2] = 1/eps; Wasserstein 1.
+    visible = torch.zeros(1, 1, requires_grad=True)
+    infrared, labels = torch.ones(1, 1), torch.tensor([4])
+    for divergence, expected in (("kl", 1e5), ("wasserstein", 1.0)):
+        for fit in FITS:
+            loss = GaussianConsistencyLoss(divergence=divergence, fit=fit, eps=1e-5)  # type: ignore[arg-type]
+            value = loss(visible, infrared, labels, labels)
+            assert value.item() == pytest.approx(expected, rel=1e-4)
+            (grad,) = torch.autograd.grad(value, visible)
+            assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("divergence", DIVERGENCES)
+def test_tiny_variances_are_floored_by_eps(divergence: str) -> None:
+    labels = torch.arange(2).repeat_interleave(3)
+    visible = labels[:, None].float().repeat(1, 4) + 1e-20 * torch.randn(6, 4)
+    visible.requires_grad_(True)
+    same = GaussianConsistencyLoss(divergence=divergence)(visible, visible.detach(), labels, labels)  # type: ignore[arg-type]
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+    shifted = GaussianConsistencyLoss(divergence=divergence)(
+        visible, visible + 1e-3, labels, labels
+    )  # type: ignore[arg-type]
+    (grad,) = torch.autograd.grad(shifted, visible)
+    assert torch.isfinite(shifted) and torch.isfinite(grad).all() and shifted.item() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_gaussian_loss_is_finite_float32_under_autocast(dtype: torch.dtype) -> None:
+    visible, infrared, visible_labels, infrared_labels = paired_features()
+    large = (6e4 * torch.rand(12, 6)).to(dtype)  # squares overflow float16, not float32
+    for a, b in ((visible.to(dtype), infrared.to(dtype)), (large, large.flip(0))):
+        for divergence, fit in itertools.product(DIVERGENCES, FITS):
+            loss = GaussianConsistencyLoss(divergence=divergence, fit=fit)  # type: ignore[arg-type]
+            with torch.autocast("cpu", dtype=dtype):
+                value = loss(a, b, visible_labels, infrared_labels)
+            assert value.dtype == torch.float32 and torch.isfinite(value)
+
+
+def test_gaussian_loss_rejects_bad_input() -> None:
+    visible, infrared, labels, _ = paired_features()
+    with pytest.raises(ValueError, match=r"identities \[2\] have no infrared"):
+        GaussianConsistencyLoss()(visible, infrared[:8], labels, labels[:8])
+    with pytest.raises(ValueError, match="needs the identity labels"):
+        GaussianConsistencyLoss()(visible, infrared)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        GaussianConsistencyLoss(eps=0.0)
+    with pytest.raises(ValueError, match="'pairs'"):
+        GaussianConsistencyLoss(fit="pairs")  # type: ignore[arg-type]
+
+
+def test_batch_centre_loss() -> None:
+    # Identity 0 at {0, 2} (centre 1), identity 1 at {5, 5}: 1/2 (1 + 1 + 0 + 0) / 4 = 0.25.
+    features = torch.tensor([[0.0], [5.0], [2.0], [5.0]])
+    assert batch_centre_loss(features, torch.tensor([0, 1, 0, 1])).item() == pytest.approx(0.25)
+
+
+# Network ------------------------------------------------------------------------------------
+
+
+def test_resnet50_builds_three_layer4_heads_from_the_same_weights() -> None:
+    net = vz.create_model("emif_resnet50", num_classes=395)
+    assert isinstance(net, EMIF) and net.architecture == "emif_resnet50"
+    trunk = net.backbone
+    shared_layer4 = trunk.shared_stages[-1]
+    for head in (trunk.visible_head, trunk.infrared_head):
+        assert len(head) == 1 and head[0] is not shared_layer4
+        for (name, a), (_, b) in zip(
+            head[0].state_dict().items(), shared_layer4.state_dict().items(), strict=True
+        ):
+            assert torch.equal(a, b) and a.data_ptr() != b.data_ptr(), name
+    assert trunk.visible_head[0][0].conv2.stride == (1, 1), "last stride 1 in every head"
+    resnet = torchvision.models.resnet50()
+    count = lambda *modules: sum(p.numel() for m in modules for p in m.parameters())  # noqa: E731
+    expected = 2 * count(resnet.conv1, resnet.bn1) + count(
+        resnet.layer1, resnet.layer2, resnet.layer3
+    )
+    expected += 3 * (count(resnet.layer4) + 2 * 2048 + 2048 * 395)  # heads, BNNecks, classifiers
+    assert count(net) == expected
+    assert net.embedding_dim == 2048
+
+
+def randomise_batch_norms(model: torch.nn.Module) -> None:
+    """Make the stem copies differ and undo timm's zero-initialised last BN of each block."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+
+
+@pytest.fixture()
+def net() -> EMIF:
+    torch.manual_seed(0)
+    net = EMIF(6, arch="resnet18")
+    randomise_batch_norms(net)
+    return net
+
+
+def test_modality_heads_only_see_their_own_modality(net: EMIF) -> None:
+    seen: dict[str, list[torch.Tensor]] = {"visible": [], "infrared": []}
+    for name in seen:
+        head = getattr(net.backbone, f"{name}_head")
+        head.register_forward_hook(lambda _m, args, _o, name=name: seen[name].append(args[0]))
+    visible, infrared = torch.randn(3, 3, 64, 32), torch.randn(2, 3, 64, 32) + 1
+    net.eval()
+    with torch.no_grad():
+        output = net.forward_pair(visible, infrared)
+        expected = {
+            "visible": net.backbone.forward_trunk(visible, "visible"),
+            "infrared": net.backbone.forward_trunk(infrared, "infrared"),
+        }
+    assert output.shared.pool.shape == (5, 512) and output.shared.logits.shape == (5, 6)
+    assert output.visible.pool.shape == (3, 512) and output.infrared.logits.shape == (2, 6)
+    for name, inputs in seen.items():
+        # Called once per forward_pair, with exactly the trunk features of its modality.
+        assert len(inputs) == 1
+        torch.testing.assert_close(inputs[0], expected[name])
+
+
+def test_a_modality_head_loss_sends_no_gradient_to_the_other_head(net: EMIF) -> None:
+    output = net.train().forward_pair(torch.randn(4, 3, 64, 32), torch.randn(4, 3, 64, 32))
+    (output.visible.logits.square().sum() + output.visible.pool.sum()).backward()
+    for module in (net.backbone.infrared_head, net.infrared_neck, net.neck):
+        assert all(p.grad is None for p in module.parameters())
+    shared_layer4 = net.backbone.shared_stages[-1]
+    assert all(p.grad is None for p in shared_layer4.parameters())
+    visible = [*net.backbone.visible_head.parameters(), net.visible_neck.classifier.weight]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in visible)
+
+
+def test_extract_features_uses_the_modality_stem_and_head(net: EMIF) -> None:
+    net.eval()
+    images = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        visible = net.extract_features(images, "visible")
+        assert visible.shape == (3, 512)
+        torch.testing.assert_close(visible.norm(dim=1), torch.ones(3))
+        assert not torch.allclose(visible, net.extract_features(images, "infrared"))
+        net.test_concat = True
+        called: list[str] = []
+        for name in ("visible", "infrared"):
+            getattr(net.backbone, f"{name}_head").register_forward_hook(
+                lambda *_, name=name: called.append(name)
+            )
+        concatenated = net.extract_features(images, "infrared")
+        trunk = net.backbone.forward_trunk(images, "infrared")
+        parts = [net.forward_branch(trunk, b)[1] for b in ("shared", "infrared")]
+    assert called == ["infrared", "infrared"]  # extraction, then the reference computation
+    torch.testing.assert_close(
+        concatenated, torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
+    )
+    assert EMIF(0, arch="resnet18", test_concat=True).embedding_dim == 1024
+
+
+def test_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
+    net = EMIF(6, arch="resnet18", test_concat=True)  # the config records the arguments
+    randomise_batch_norms(net)
+    net.save_pretrained(tmp_path / "emif")
+    loaded = EMIF.from_pretrained(tmp_path / "emif").eval()
+    assert loaded.test_concat and loaded.embedding_dim == 1024
+    images = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded.extract_features(images, "infrared"),
+            net.eval().extract_features(images, "infrared"),
+        )
+
+
+def test_head_stage_and_arguments_are_checked() -> None:
+    net = EMIF(4, arch="resnet18", head_stage=3)
+    assert len(net.backbone.visible_head) == 2  # layer3 and layer4
+    output = net.forward_pair(torch.randn(2, 3, 64, 32), torch.randn(2, 3, 64, 32))
+    assert output.infrared.bn.shape == (2, 512)
+    assert EMIF(4, arch="resnet18", head_stage=1).extract_features(
+        torch.randn(2, 3, 64, 32), "visible"
+    ).shape == (2, 512)
+    with pytest.raises(ValueError, match="head_stage must be 2..4"):
+        EMIF(4, arch="resnet18", split_stage=1, head_stage=1)
+    with pytest.raises(ValueError, match="test_feature"):
+        EMIF(4, arch="resnet18", test_feature="logits")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="num_classes=0"):
+        EMIF(0, arch="resnet18").forward_pair(torch.randn(2, 3, 64, 32), torch.randn(2, 3, 64, 32))
+
+
+# Recipe --------------------------------------------------------------------------------------
+
+
+def batch(height: int = 64, width: int = 32) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    return {
+        "visible": torch.randn(6, 3, height, width, generator=generator),
+        "infrared": torch.randn(6, 3, height, width, generator=generator) + 1,
+        "visible_pid": labels,
+        "infrared_pid": labels.clone(),
+    }
+
+
+@pytest.fixture()
+def module() -> EMIFModule:
+    torch.manual_seed(0)
+    module = EMIFModule(
+        6, arch="resnet18", backbone_pretrained=False, alpha=0.7, beta=0.3, centre_weight=0.01
+    )
+    randomise_batch_norms(module)
+    return module
+
+
+def test_total_loss_combines_shared_intra_modality_and_gaussian_terms(module: EMIFModule) -> None:
+    data = batch()
+    terms = module.compute_losses(data)
+    output = module.net.forward_pair(data["visible"], data["infrared"])
+    labels, v, i = torch.cat([data["visible_pid"]] * 2), data["visible_pid"], data["infrared_pid"]
+    ce, triplet = torch.nn.functional.cross_entropy, module.modality_triplet_loss
+    intra = sum(
+        ce(out.logits, y) + triplet(out.pool, y) + 0.01 * batch_centre_loss(out.pool, y)
+        for out, y in ((output.visible, v), (output.infrared, i))
+    )
+    gauss = GaussianConsistencyLoss()(output.shared.bn[:6], output.shared.bn[6:], v, i)
+    expected = ce(output.shared.logits, labels) + triplet(output.shared.pool, labels)
+    torch.testing.assert_close(terms["loss"], expected + 0.7 * intra + 0.3 * gauss)
+    torch.testing.assert_close(terms["gaussian_loss"], gauss)
+    assert {"visible_centre_loss", "infrared_triplet_loss", "accuracy"} <= terms.keys()
+
+
+def test_intra_modality_metric_loss_only_compares_images_of_its_modality(
+    module: EMIFModule,
+) -> None:
+    # Abstract: the branches enhance intra-class compactness and inter-class discrepancy
+    # within each modality. Compact, well-separated classes within the modality cost
+    # nothing, however far the other modality is; a spread class does.
+    labels = torch.tensor([0, 0, 1, 1])
+    compact = torch.tensor([[0.0, 0.0], [0.0, 0.1], [5.0, 0.0], [5.0, 0.1]])
+    output = BranchOutput(pool=compact, bn=compact, logits=100.0 * torch.eye(6)[labels])
+    losses = module.intra_modality_losses(output, labels)
+    assert losses["triplet"].item() == 0.0 and losses["id"].item() < 1e-6
+    output.pool = torch.tensor([[0.0, 0.0], [4.0, 0.0], [5.0, 0.0], [5.0, 0.1]])
+    spread = module.intra_modality_losses(output, labels)
+    assert spread["triplet"].item() > 0.3 and spread["centre"].item() > 0
+
+
+def test_training_is_end_to_end_and_the_gaussian_loss_acts_on_the_shared_head(
+    module: EMIFModule,
+) -> None:
+    terms = module.compute_losses(batch())
+    terms["gaussian_loss"].backward(retain_graph=True)
+    heads = [*module.net.backbone.visible_head.parameters(), *module.net.visible_neck.parameters()]
+    assert all(p.grad is None for p in heads)
+    assert module.net.backbone.shared_stages[-1][0].conv1.weight.grad.abs().sum() > 0
+    module.net.zero_grad()
+    terms["loss"].backward()
+    for name, parameter in module.net.named_parameters():
+        if parameter.requires_grad:
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_training_step_is_finite_under_cpu_autocast() -> None:
+    # The default recipe at K = 4 images per identity and modality (fewer images make the
+    # per-identity variances, and so the KL's gradients, heavy-tailed: see the README).
+    torch.manual_seed(0)
+    module = EMIFModule(4, arch="resnet18", backbone_pretrained=False)
+    labels = torch.arange(2).repeat_interleave(4)
+    data = {"visible_pid": labels, "infrared_pid": labels}
+    data |= {"visible": torch.randn(8, 3, 32, 16), "infrared": torch.randn(8, 3, 32, 16) + 1}
+    for dtype in (torch.bfloat16, torch.float16):  # the last one also runs backward
+        with torch.autocast("cpu", dtype=dtype):
+            terms = module.compute_losses(data)
+        assert all(torch.isfinite(value) for value in terms.values()), (dtype, terms)
+    terms["loss"].backward()  # slow: CPU float16 convolutions
+    assert all(torch.isfinite(p.grad).all() for p in module.net.parameters() if p.grad is not None)
+
+
+def test_gem_pooling_of_small_float16_activations_has_finite_gradients() -> None:
+    # (3e-3)^3 underflows float16; GeM pools half-precision maps in float32.
+    x = torch.full((2, 4, 3, 2), 3e-3, dtype=torch.float16, requires_grad=True)
+    pooled = GeneralizedMeanPooling(3.0)(x)
+    assert pooled.dtype == torch.float16
+    pooled.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    torch.testing.assert_close(pooled.float(), torch.full((2, 4), 3e-3), rtol=1e-3, atol=0)
+
+
+def test_the_heads_are_in_the_backbone_group_and_classifiers_may_change(
+    module: EMIFModule,
+) -> None:
+    backbone, new = module.configure_optimizers()["optimizer"].param_groups
+    backbone_ids, new_ids = {id(p) for p in backbone["params"]}, {id(p) for p in new["params"]}
+    for head in (module.net.backbone.visible_head, module.net.backbone.infrared_head):
+        assert {id(p) for p in head.parameters()} <= backbone_ids
+    for neck in (module.net.neck, module.net.visible_neck, module.net.infrared_neck):
+        assert {id(p) for p in neck.parameters() if p.requires_grad} <= new_ids
+    other = EMIFModule(9, arch="resnet18", backbone_pretrained=False)
+    checkpoint = {"state_dict": other.state_dict()}
+    with pytest.warns(UserWarning, match="9 classes and this model's 6"):
+        module.on_load_checkpoint(checkpoint)
+    module.load_state_dict(checkpoint["state_dict"])
+    with pytest.raises(ValueError, match="shared_triplet"):
+        EMIFModule(6, arch="resnet18", backbone_pretrained=False, shared_triplet="hard")  # type: ignore[arg-type]
+
+
+# CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_fit_then_test(sysu_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = write_config(
+        tmp_path, sysu_root, model_class="vireid_zoo.models.EMIFModule", gaussian_eps=1e-4
+    )
+    assert main(["fit", "--config", str(config)]) == 0
+    (checkpoint,) = (tmp_path / "run").rglob("*.ckpt")
+    hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
+    assert hparams["num_classes"] == 13 and hparams["gaussian_eps"] == 1e-4
+    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
+    assert "test/sysu_mm01/all/mAP" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dataset", ["sysu_mm01", "regdb", "llcm"])
+def test_configs_list_every_emif_argument(dataset: str, capsys: pytest.CaptureFixture) -> None:
+    config = CONFIGS / "emif" / f"{dataset}.yaml"
+    written = yaml.safe_load(config.read_text())["model"]["init_args"]
+    defaults = {
+        k: v.default
+        for k, v in inspect.signature(EMIFModule.__init__).parameters.items()
+        if k not in ("self", "num_classes", "kwargs", "backbone_weights_file")
+    }
+    # The recipes spell out every EMIF argument, at the documented defaults.
+    assert {k: written.get(k) for k in defaults} == defaults
+    with pytest.raises(SystemExit) as exit_code:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_code.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]
+    assert printed["class_path"] == "vireid_zoo.models.EMIFModule"
+    assert printed["init_args"]["alpha"] == written["alpha"]
