@@ -55,19 +55,64 @@ def rank_gallery(
     return [row[keep][:top_k].tolist() for row, keep in zip(order, kept, strict=True)]
 
 
-def _thumbnail(ax: object, sample: Sample, border: str | None, label: str) -> None:
-    image = np.asarray(load_image(sample.path))
+def _thumbnail(ax: object, image_path: Path, frame: str | None, caption: str) -> None:
+    image = np.asarray(load_image(image_path))
     ax.imshow(image)
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    if border is not None:
+    if frame is not None:
         height, width = image.shape[:2]
         ax.add_patch(
-            Rectangle((0, 0), width - 1, height - 1, fill=False, edgecolor=border, linewidth=4)
+            Rectangle((0, 0), width - 1, height - 1, fill=False, edgecolor=frame, linewidth=4)
         )
-    ax.set_title(label, fontsize=7)
+    ax.set_title(caption, fontsize=7)
+
+
+def plot_image_rows(
+    rows: Sequence[Sequence[str | Path]],
+    captions: Sequence[Sequence[str]],
+    path: str | Path,
+    *,
+    frames: Sequence[Sequence[str | None]] | None = None,
+    title: str = "",
+) -> Path:
+    """Draw rows of captioned images, e.g. each query followed by its ranked gallery.
+
+    Args:
+        rows: Image files, one sequence per row (rows may differ in length).
+        captions: One caption per image, shaped like ``rows``.
+        path: PNG file to write.
+        frames: Optional frame colour per image (None: no frame), shaped like ``rows``.
+        title: Figure title.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ValueError: ``rows`` is empty, or ``captions`` or ``frames`` is not shaped like it.
+    """
+    shape = [len(row) for row in rows]
+    if not any(shape):
+        raise ValueError("plot_image_rows needs at least one image")
+    frames = frames if frames is not None else [[None] * length for length in shape]
+    if [len(row) for row in captions] != shape or [len(row) for row in frames] != shape:
+        raise ValueError("captions and frames must hold one entry per image of rows")
+    columns = max(shape)
+    figure = Figure(figsize=(1.1 * columns, 2.1 * len(rows)), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(rows), columns, squeeze=False)
+    for row, (images, texts, colours) in enumerate(zip(rows, captions, frames, strict=True)):
+        for column, (image, text, colour) in enumerate(zip(images, texts, colours, strict=True)):
+            _thumbnail(axes[row][column], Path(image), colour, text)
+        for column in range(len(images), columns):
+            axes[row][column].set_axis_off()
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
 
 
 def plot_ranked_lists(
@@ -88,22 +133,24 @@ def plot_ranked_lists(
     Returns:
         The written path.
     """
-    columns = 1 + max(len(row) for row in ranked)
-    figure = Figure(figsize=(1.1 * columns, 2.1 * len(query)), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(len(query), columns, squeeze=False)
-    for row, (probe, results) in enumerate(zip(query, ranked, strict=True)):
-        _thumbnail(axes[row][0], probe, None, f"query\nid {probe.pid} cam {probe.camid}")
-        for rank, match in enumerate(results, start=1):
-            colour = MATCH_COLOUR if match.pid == probe.pid else MISMATCH_COLOUR
-            _thumbnail(axes[row][rank], match, colour, f"{rank}\nid {match.pid} cam {match.camid}")
-        for column in range(1 + len(results), columns):
-            axes[row][column].set_axis_off()
-    if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path)
-    return Path(path)
+    rows: list[list[Path]] = []
+    captions: list[list[str]] = []
+    frames: list[list[str | None]] = []
+    for probe, results in zip(query, ranked, strict=True):
+        rows.append([probe.path, *(match.path for match in results)])
+        captions.append(
+            [
+                f"query\nid {probe.pid} cam {probe.camid}",
+                *(
+                    f"{rank}\nid {match.pid} cam {match.camid}"
+                    for rank, match in enumerate(results, start=1)
+                ),
+            ]
+        )
+        frames.append(
+            [None, *(MATCH_COLOUR if m.pid == probe.pid else MISMATCH_COLOUR for m in results)]
+        )
+    return plot_image_rows(rows, captions, path, frames=frames, title=title)
 
 
 def plot_cmc(curves: Mapping[str, torch.Tensor], path: str | Path, *, title: str = "CMC") -> Path:
