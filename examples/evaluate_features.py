@@ -5,6 +5,7 @@ then score them. Here the "model" is a fixed random projection of tiny images, o
 synthetic SYSU-MM01 written in the real layout, so the script runs anywhere in seconds:
 
     python examples/evaluate_features.py [--root /data/SYSU-MM01]
+    python examples/evaluate_features.py --smoke     # a tinier dataset, 2 trials
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from vireid_zoo.evaluation import EvaluationSuite, RetrievalMetric
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, help="a real SYSU-MM01 (default: synthetic)")
+    parser.add_argument("--smoke", action="store_true", help="tiny synthetic data, 2 trials")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        root = args.root or make_sysu_mm01(Path(scratch) / "SYSU-MM01", image_size=(64, 32))
+        size = {"num_train_ids": 2, "num_test_ids": 4, "images_per_camera": 2} if args.smoke else {}
+        root = args.root or make_sysu_mm01(Path(scratch) / "SYSU-MM01", image_size=(64, 32), **size)
         sysu = SYSUMM01(root, check_counts=args.root is not None)
-        suite = EvaluationSuite.from_specs([sysu.task("all"), sysu.task("indoor")])
+        trials = range(2 if args.smoke else 10)
+        suite = EvaluationSuite.from_specs([sysu.task(m, trials) for m in ("all", "indoor")])
         dataset = EvaluationDataset(suite.samples, build_test_transform((32, 16)))
 
         torch.manual_seed(0)
