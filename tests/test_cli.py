@@ -149,3 +149,61 @@ def test_shipped_configs_parse(config: Path, capsys: pytest.CaptureFixture[str])
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["init_args"]["backbone_pretrained"] is True
     assert printed["data"]["init_args"]["image_size"] == [288, 144]
+
+
+def test_export_writes_one_parity_checked_file_per_modality(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    _, checkpoint = fitted
+    out = tmp_path / "onnx"
+    args = ["export", str(checkpoint), "-o", str(out), "--image-size", "32x16"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "agw_resnet18_infrared.onnx",
+        "agw_resnet18_visible.onnx",
+    ]
+    assert capsys.readouterr().out.count("max abs difference") == 2
+
+
+def test_commands_refuse_random_weights_unless_asked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = ["export", "agw_resnet18", "-o", str(tmp_path / "x.onnx"), "--modality", "visible"]
+    assert main(args) == 2
+    assert "weights would be random" in capsys.readouterr().err
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_search_ranks_a_gallery_folder_for_each_query(
+    fitted: tuple[Path, Path], sysu_root: Path, tmp_path: Path
+) -> None:
+    _, checkpoint = fitted
+    csv_path, picture = tmp_path / "ranking.csv", tmp_path / "ranked.png"
+    args = [
+        "search",
+        str(checkpoint),
+        "--query",
+        str(sysu_root / "cam3"),
+        "--gallery",
+        str(sysu_root / "cam1"),
+        "--query-modality",
+        "infrared",
+        "--gallery-modality",
+        "visible",
+        "--top-k",
+        "3",
+        "--image-size",
+        "32x16",
+        "--output",
+        str(csv_path),
+        "--plot",
+        str(picture),
+    ]
+    assert main(args) == 0
+    rows = csv_path.read_text().splitlines()
+    queries = sorted((sysu_root / "cam3").rglob("*.jpg"))
+    assert rows[0] == "query,rank,gallery,score" and len(rows) == 1 + 3 * len(queries)
+    scores = [float(row.split(",")[3]) for row in rows[1:4]]
+    assert scores == sorted(scores, reverse=True)
+    assert picture.stat().st_size > 0

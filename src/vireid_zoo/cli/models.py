@@ -1,0 +1,177 @@
+"""Model commands: ``vireid-zoo demo | publish | export | search``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from vireid_zoo.cli.data import image_size
+from vireid_zoo.publish import publish
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from vireid_zoo.demo import SIZES, run_demo
+
+    preset = SIZES[args.size]
+    print(
+        f"vireid-zoo demo ({args.size}): synthetic SYSU-MM01 with {preset.train_ids} training "
+        f"and {preset.test_ids} test identities at {preset.image_size[0]}x"
+        f"{preset.image_size[1]}, AGW (ResNet-18) trained on the CPU, then scored under the "
+        "SYSU-MM01 protocol (10 trials)."
+    )
+    result = run_demo(
+        args.output,
+        size=args.size,
+        epochs=args.epochs,
+        max_minutes=args.minutes,
+        cache_dir=args.cache_dir,
+        seed=args.seed,
+    )
+    print()
+    print(result.table)
+    print(f"\nranked list: {result.ranked_list}\nCMC curves:  {result.cmc_curve}")
+    print(f"finished in {result.seconds / 60:.1f} minutes")
+
+
+def _publish(args: argparse.Namespace) -> None:
+    where = publish(
+        args.checkpoint,
+        args.repo_id,
+        results=args.results,
+        config=args.config,
+        output=args.output,
+        private=args.private,
+        license=args.license,
+    )
+    print(f"published {args.checkpoint} as {args.repo_id}: {where}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from vireid_zoo.export import check_onnx_parity, to_onnx
+    from vireid_zoo.inference import load_inference_network
+    from vireid_zoo.retrieval import input_spec
+
+    net = load_inference_network(args.model, allow_untrained=args.allow_untrained)
+    size = input_spec(net, args.image_size).image_size
+    modalities = ("visible", "infrared") if args.modality == "both" else (args.modality,)
+    single_file = len(modalities) == 1 and args.output.suffix == ".onnx"
+    for modality in modalities:
+        path = args.output if single_file else args.output / f"{net.architecture}_{modality}.onnx"
+        path = to_onnx(
+            net,
+            path,
+            modality=modality,
+            image_size=size,
+            opset=args.opset,
+            atol=args.atol,
+        )
+        difference = check_onnx_parity(
+            net,
+            path,
+            modality=modality,
+            image_size=size,
+            atol=args.atol,
+        )
+        print(
+            f"{path}: {modality} embedding ({net.embedding_dim}-d), onnxruntime vs PyTorch "
+            f"max abs difference {difference:.2e}"
+        )
+
+
+def _search(args: argparse.Namespace) -> None:
+    from vireid_zoo.inference import load_inference_network
+    from vireid_zoo.retrieval import plot_search, search
+
+    net = load_inference_network(args.model, allow_untrained=args.allow_untrained)
+    result = search(
+        net,
+        args.query,
+        args.gallery,
+        query_modality=args.query_modality,
+        gallery_modality=args.gallery_modality,
+        image_size=args.image_size,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    lines = ["query,rank,gallery,score"]
+    for index, query in enumerate(result.query_paths):
+        for rank, (path, score) in enumerate(result.ranked(index), start=1):
+            lines.append(f"{query},{rank},{path},{score:.6f}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text("\n".join(lines) + "\n")
+        print(f"ranking of {len(result.query_paths)} queries written to {args.output}")
+    else:
+        print("\n".join(lines))
+    if args.plot:
+        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        print(f"ranked lists drawn in {plot_search(result, args.plot, args.max_queries)}")
+
+
+def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model",
+        help="hf-hub:ORG/NAME[@REV], local-dir:PATH, a saved folder, a *.ckpt checkpoint or a "
+        "published name",
+    )
+    parser.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="accept an architecture name (random weights)",
+    )
+    parser.add_argument("--image-size", type=image_size, help="HxW (default: the model's)")
+
+
+def add_commands(commands: Any) -> None:
+    """Add the model subcommands to ``commands`` (an argparse subparsers action)."""
+    demo = commands.add_parser("demo", help="train and evaluate a small AGW on synthetic data")
+    demo.add_argument("--output", type=Path, default=Path("outputs/demo"), help="picture folder")
+    demo.add_argument("--size", choices=("tiny", "small", "large"), default="small")
+    demo.add_argument("--epochs", type=int, help="training epochs (default: the size's)")
+    demo.add_argument("--minutes", type=float, default=6.0, help="cap on the training time")
+    demo.add_argument("--cache-dir", type=Path, help="dataset cache (~/.cache/vireid-zoo)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+    publisher = commands.add_parser(
+        "publish", help="push a trained checkpoint's weights, config and card to the Hub"
+    )
+    publisher.add_argument("checkpoint", type=Path, help="checkpoint written by 'fit'")
+    publisher.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    measured = publisher.add_mutually_exclusive_group()
+    measured.add_argument("--results", type=Path, help="test_results.json of the checkpoint")
+    measured.add_argument("--config", type=Path, help="a test config: evaluate it now")
+    publisher.add_argument("--output", type=Path, help="write the folder here, do not push")
+    publisher.add_argument("--private", action="store_true")
+    publisher.add_argument("--license", default="apache-2.0")
+    publisher.set_defaults(run=_publish)
+
+    exporter = commands.add_parser("export", help="export the embedding to ONNX (parity-checked)")
+    _add_model_argument(exporter)
+    exporter.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        help="a folder (one file per modality) or, for one modality, a .onnx file",
+    )
+    exporter.add_argument("--modality", choices=("visible", "infrared", "both"), default="both")
+    exporter.add_argument("--opset", type=int, default=17)
+    exporter.add_argument("--atol", type=float, default=1e-4, help="parity tolerance")
+    exporter.set_defaults(run=_export)
+
+    searcher = commands.add_parser("search", help="rank a gallery folder for each query image")
+    _add_model_argument(searcher)
+    searcher.add_argument("--query", type=Path, required=True, help="image folder or file")
+    searcher.add_argument("--gallery", type=Path, required=True, help="image folder or file")
+    searcher.add_argument("--query-modality", choices=("visible", "infrared"), required=True)
+    searcher.add_argument("--gallery-modality", choices=("visible", "infrared"), required=True)
+    searcher.add_argument("--top-k", type=int, default=10)
+    searcher.add_argument("--batch-size", type=int, default=64)
+    searcher.add_argument("--device", default="cpu")
+    searcher.add_argument("--output", type=Path, help="CSV of query,rank,gallery,score")
+    searcher.add_argument("--plot", type=Path, help="PNG of the ranked lists")
+    searcher.add_argument("--max-queries", type=int, default=8, help="rows in the picture")
+    searcher.set_defaults(run=_search)
