@@ -10,6 +10,12 @@ from vireid_zoo.data.datamodule import (
 from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, load_image
 from vireid_zoo.data.folder import ManifestDataset
 from vireid_zoo.data.llcm import LLCM
+from vireid_zoo.data.parsing import (
+    ParsingMapError,
+    ParsingMapsNotFoundError,
+    PartGrouping,
+    PartMaps,
+)
 from vireid_zoo.data.records import (
     DatasetCountWarning,
     DatasetFormatError,
@@ -41,6 +47,10 @@ __all__ = [
     "ManifestDataset",
     "Modality",
     "PairedTrainDataset",
+    "ParsingMapError",
+    "ParsingMapsNotFoundError",
+    "PartGrouping",
+    "PartMaps",
     "RandomChannelSelection",
     "RegDB",
     "RegDBDataModule",
