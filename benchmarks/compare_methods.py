@@ -10,7 +10,10 @@ human-parsing maps (``requires_parsing = True``: CSCL) gets the same images writ
 together with their true part maps (``vireid_zoo.demo.synthetic_sysu_with_parsing``).
 
 Usage: ``python benchmarks/compare_methods.py [--size small] [--methods agw,mhn]
-[--epochs N]``. On a 2-core CPU the ``small`` size takes about 6 minutes per method.
+[--epochs N] [--set ARG=VALUE ...]``. ``--set`` passes a constructor argument to every
+method but the AGW reference (an ablation, e.g. ``--methods emif --set
+gaussian_divergence=kl``); VALUE is read as JSON when it parses, else as a string. On a
+2-core CPU the ``small`` size takes about 6 minutes per method.
 """
 
 from __future__ import annotations
@@ -45,7 +48,20 @@ METHODS = {
 """Method name -> LightningModule class path; every method is trained alike."""
 
 
-def worker(method: str, size: str, epochs: int | None, seed: int) -> dict[str, object]:
+def parse_setting(text: str) -> tuple[str, object]:
+    """``ARG=VALUE`` -> (ARG, VALUE read as JSON, or the string itself)."""
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"expected ARG=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def worker(
+    method: str, size: str, epochs: int | None, seed: int, settings: dict[str, object]
+) -> dict[str, object]:
     preset = SIZES[size]
     epochs = epochs or preset.epochs
     module_path, class_name = METHODS[method].rsplit(".", 1)
@@ -57,7 +73,7 @@ def worker(method: str, size: str, epochs: int | None, seed: int) -> dict[str, o
         root = synthetic_sysu(preset, default_cache_dir(), seed)
     seed_everything(seed, verbose=False)
     dm = demo_datamodule(preset, root, seed, parsing_root)
-    module = demo_recipe(module_class, dm.num_classes, epochs)
+    module = demo_recipe(module_class, dm.num_classes, epochs, **settings)
     meter = TrainingThroughput(warmup=2)
     cpu_trainer(False, max_epochs=epochs, callbacks=[meter]).fit(module, datamodule=dm)
     cpu_trainer(False).test(module, datamodule=dm, verbose=False)
@@ -77,10 +93,20 @@ def main() -> None:
     parser.add_argument("--size", choices=SIZES, default="small")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        type=parse_setting,
+        action="append",
+        default=[],
+        metavar="ARG=VALUE",
+        help="constructor argument for every method but the AGW reference (repeatable)",
+    )
     args = parser.parse_args()
     methods = args.methods.split(",")
     if args.worker:
-        print(json.dumps(worker(methods[0], args.size, args.epochs, args.seed)))
+        settings = dict(args.settings) if methods[0] != "agw" else {}
+        print(json.dumps(worker(methods[0], args.size, args.epochs, args.seed, settings)))
         return
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -96,6 +122,9 @@ def main() -> None:
     )
     extra = ["--size", args.size, "--seed", str(args.seed)]
     extra += ["--epochs", str(args.epochs)] if args.epochs else []
+    for name, value in args.settings:
+        extra += ["--set", f"{name}={json.dumps(value)}"]
+        print(f"every method but AGW: {name}={value!r}")
     reports = {m: run_isolated(__file__, "--methods", m, *extra) for m in methods}
     base = reports["agw"]
     header = (

@@ -145,12 +145,13 @@ def test_gaussian_loss_grows_with_a_mean_shift_and_a_variance_ratio(
     assert all(a < b for a, b in itertools.pairwise(shrunk))
 
 
-def test_gaussian_loss_aligns_the_modality_distributions_directly() -> None:
+@pytest.mark.parametrize("divergence", DIVERGENCES)
+def test_gaussian_loss_aligns_the_modality_distributions_directly(divergence: str) -> None:
     # Abstract: the loss aligns the modality distributions directly. Gradient descent on it
     # alone moves the infrared Gaussians onto the visible ones.
     visible, infrared, visible_labels, infrared_labels = paired_features()
     infrared = infrared.clone().requires_grad_(True)
-    loss = GaussianConsistencyLoss()
+    loss = GaussianConsistencyLoss(divergence=divergence)  # type: ignore[arg-type]
     optimizer = torch.optim.SGD([infrared], lr=2.0)
     first = loss(visible, infrared, visible_labels, infrared_labels).item()
     gap = (visible.mean(0) - infrared.mean(0)).norm().item()
@@ -168,7 +169,7 @@ def test_kl_is_unchanged_by_a_per_dimension_affine_map() -> None:
     # modalities, and the KL between Gaussians is invariant to such maps.
     visible, infrared, visible_labels, infrared_labels = paired_features()
     scale, shift = torch.rand(6) * 5 + 0.1, torch.randn(6)
-    loss = gaussian()
+    loss = gaussian(divergence="kl")
     torch.testing.assert_close(
         loss(visible * scale + shift, infrared * scale + shift, visible_labels, infrared_labels),
         loss(visible, infrared, visible_labels, infrared_labels),

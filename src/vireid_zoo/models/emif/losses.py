@@ -96,7 +96,8 @@ class GaussianConsistencyLoss(nn.Module):
       autocast disabled, so float16 features neither overflow nor underflow.
 
     Args:
-        divergence: ``"kl"`` (symmetric KL) or ``"wasserstein"`` (squared 2-Wasserstein).
+        divergence: ``"wasserstein"`` (squared 2-Wasserstein, the default) or ``"kl"``
+            (symmetric KL, noisy with few images per identity: see the EMIF README).
         fit: ``"identity"`` or ``"batch"``.
         variance: ``"identity"`` or ``"batch"`` (only read with ``fit="identity"``).
         eps: Added to every variance, > 0.
@@ -106,7 +107,7 @@ class GaussianConsistencyLoss(nn.Module):
 
     def __init__(
         self,
-        divergence: Divergence = "kl",
+        divergence: Divergence = "wasserstein",
         fit: GaussianFit = "identity",
         variance: VarianceSource = "identity",
         eps: float = 1e-5,
