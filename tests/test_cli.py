@@ -163,7 +163,16 @@ def test_export_writes_one_parity_checked_file_per_modality(
         "agw_resnet18_infrared.onnx",
         "agw_resnet18_visible.onnx",
     ]
-    assert capsys.readouterr().out.count("max abs difference") == 2
+    assert capsys.readouterr().out.count("matches PyTorch within atol=0.0001") == 2
+
+
+def test_export_refuses_one_file_for_both_modalities(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _, checkpoint = fitted
+    assert main(["export", str(checkpoint), "-o", str(tmp_path / "m.onnx")]) != 0
+    assert "--modality both writes two" in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_commands_refuse_random_weights_unless_asked(
@@ -207,3 +216,20 @@ def test_search_ranks_a_gallery_folder_for_each_query(
     scores = [float(row.split(",")[3]) for row in rows[1:4]]
     assert scores == sorted(scores, reverse=True)
     assert picture.stat().st_size > 0
+
+
+def test_a_checkpoint_keeps_the_input_contract_it_was_trained_with(
+    fitted: tuple[Path, Path],
+) -> None:
+    from vireid_zoo.inference import load_inference_network
+
+    _, checkpoint = fitted
+    cfg = load_inference_network(str(checkpoint)).pretrained_cfg
+    assert cfg is not None and cfg.input_size == (32, 16)  # not the 288x144 default
+    assert cfg.architecture == "agw_resnet18" and cfg.dataset == "sysu_mm01"
+
+
+def test_image_size_refuses_empty_sides(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["synthesize", "regdb", "unused", "--image-size", "0x16"])
+    assert "must be >= 1 pixel" in capsys.readouterr().err

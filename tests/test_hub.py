@@ -208,6 +208,14 @@ def test_publish_requires_measured_results_of_the_same_checkpoint(
     )
     assert "not on" in capsys.readouterr().err
 
+    # A results file that is not test_results.json is named in the error.
+    for text in ("not json", "[1, 2]", '{"tasks": {}}'):
+        bad = tmp_path / "bad_results.json"
+        bad.write_text(text)
+        args = ["publish", str(checkpoint), "--repo-id", "me/agw", "--results", str(bad)]
+        assert main([*args, "--output", str(out)]) == 2
+        assert str(bad) in capsys.readouterr().err
+
     # Evaluating now with the config publishes the measured numbers.
     assert (
         main(
@@ -232,3 +240,17 @@ def test_publish_requires_measured_results_of_the_same_checkpoint(
     assert saved["recipe"]["arch"] == "resnet18"
     loaded = vz.create_model(f"local-dir:{out}")
     assert loaded.pretrained_cfg.metrics == saved["metrics"]
+
+
+def test_hf_hub_source_never_reads_a_local_folder_of_that_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from vireid_zoo.hub import resolve_files
+
+    AGW(5, arch="resnet18").save_pretrained(tmp_path / "org" / "name")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_files("local-dir:org/name")[0].parent == Path("org/name")
+    with pytest.raises(LocalEntryNotFoundError):
+        resolve_files("hf-hub:org/name", cache_dir=tmp_path / "cache", local_files_only=True)

@@ -396,6 +396,10 @@ def test_a_failing_parser_names_the_file_and_leaves_nothing(
     torch.save({"a": torch.zeros(1)}, not_torchscript)
     assert main([*argv[:4], str(not_torchscript), *argv[5:]]) == 2
     assert "weights.pt" in capsys.readouterr().err
+    not_a_program = tmp_path / "corrupt.pt2"
+    not_a_program.write_bytes(b"not a zip archive")
+    assert main([*argv[:4], str(not_a_program), *argv[5:]]) == 2
+    assert "corrupt.pt2" in capsys.readouterr().err
 
 
 def test_parse_a_torch_export_program(sysu_with_maps: tuple[Path, Path], tmp_path: Path) -> None:

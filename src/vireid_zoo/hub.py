@@ -98,14 +98,16 @@ def resolve_files(
     """Return local paths of ``(config.json, model.safetensors)`` of a source.
 
     ``source`` is a folder (``local-dir:PATH`` or a plain path) or a Hub repository
-    (``hf-hub:ORG/NAME[@REVISION]`` or ``ORG/NAME``). Only the safetensors file is fetched:
-    a repository that holds only pickled weights is refused.
+    (``hf-hub:ORG/NAME[@REVISION]`` or ``ORG/NAME``); ``hf-hub:`` always means the Hub,
+    even where a folder of that name exists. Only the safetensors file is fetched: a
+    repository that holds only pickled weights is refused.
     """
-    if source.startswith(HF_HUB_PREFIX):
+    from_hub = source.startswith(HF_HUB_PREFIX)
+    if from_hub:
         source, at_revision = parse_hub_source(source)
         revision = revision or at_revision
     folder = Path(source.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
-    if source.startswith(LOCAL_DIR_PREFIX) or folder.is_dir():
+    if not from_hub and (source.startswith(LOCAL_DIR_PREFIX) or folder.is_dir()):
         config, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         for path in (config, weights):
             if not path.is_file():
@@ -129,11 +131,11 @@ def resolve_files(
 
 
 def read_config(path: Path) -> dict[str, Any]:
-    """Read a saved ``config.json``."""
+    """Read a JSON file written by the zoo (``config.json``, ``test_results.json``)."""
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read the model configuration {path}: {error}") from error
+        raise ValueError(f"cannot read {path} as JSON: {error}") from error
 
 
 def read_weights(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

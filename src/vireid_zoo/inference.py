@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vireid_zoo.models.network import VIReIDNetwork
+from vireid_zoo.models.network import VIReIDNetwork, load_network
 from vireid_zoo.models.registry import create_model, list_models
 from vireid_zoo.pretrained import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, list_pretrained
 
@@ -22,12 +22,17 @@ def load_inference_network(spec: str, *, allow_untrained: bool = False) -> VIReI
     Raises:
         ValueError: for a bare architecture without ``allow_untrained``, or an unknown name.
     """
-    if spec.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) or Path(spec).is_dir():
-        network = create_model(spec if not Path(spec).is_dir() else f"{LOCAL_DIR_PREFIX}{spec}")
+    if spec.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
+        network = create_model(spec)
+    elif Path(spec).is_dir():
+        network = load_network(spec)
     elif spec.endswith(".ckpt"):
-        from vireid_zoo.publish import load_trained_module
+        from vireid_zoo.publish import input_contract, load_trained_module
 
-        network = load_trained_module(Path(spec))[0].net
+        module, content = load_trained_module(Path(spec))
+        network = module.net
+        # The checkpoint's own input size and normalisation, not the 288x144 defaults.
+        network.pretrained_cfg = input_contract(module, content)
     elif spec in list_pretrained():
         network = create_model(spec, pretrained=True)
     elif spec in list_models():

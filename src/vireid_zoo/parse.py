@@ -63,7 +63,7 @@ def load_parser(path: str | os.PathLike[str], device: str = "cpu") -> Parser:
             module = torch.export.load(str(path)).module().to(device)
         else:
             module = torch.jit.load(str(path), map_location=device).eval()
-    except (RuntimeError, ValueError) as error:
+    except Exception as error:  # torch raises RuntimeError, ValueError, BadZipFile, ...
         raise ParserError(
             f"cannot load parser {path} ({error}): save it with torch.jit.save (TorchScript), "
             "torch.export.save (.pt2) or as an .onnx file"

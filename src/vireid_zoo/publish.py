@@ -7,6 +7,7 @@ publishes (or evaluates it first from a config), so every published number is me
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -19,11 +20,19 @@ import torch
 
 from vireid_zoo import __version__
 from vireid_zoo.evaluation import MultiTrialResult
+from vireid_zoo.hub import read_config
 from vireid_zoo.models.base import VIReIDModule
+from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS
 from vireid_zoo.pretrained import PretrainedConfig
 
 RESULTS_NAME = "test_results.json"
-RECIPE_KEYS_DROPPED = ("_class_path", "_instantiator", "num_classes", "init_from")
+RECIPE_KEYS_DROPPED = (
+    "_class_path",
+    "_instantiator",
+    "num_classes",
+    "init_from",
+    "backbone_weights_file",
+)
 
 
 def file_sha256(path: Path) -> str:
@@ -40,9 +49,10 @@ def write_results(
 ) -> Path:
     """Write ``test_results.json``: every task, and the checkpoint it was measured on."""
     directory.mkdir(parents=True, exist_ok=True)
+    local = checkpoint is not None and checkpoint.is_file()  # not a remote (fsspec) path
     record = {
         "checkpoint": str(checkpoint) if checkpoint else None,
-        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else None,
+        "checkpoint_sha256": file_sha256(checkpoint) if local else None,
         "tasks": {name: result.to_dict() for name, result in results.items()},
     }
     path = directory / RESULTS_NAME
@@ -69,7 +79,7 @@ def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]
     module_class = getattr(importlib.import_module(module_path), class_name)
     if not (isinstance(module_class, type) and issubclass(module_class, VIReIDModule)):
         raise ValueError(f"{class_path} is not a VIReIDModule")
-    module = module_class(**{**hparams, "backbone_pretrained": False, "init_from": None})
+    module = module_class(**{**hparams, **INIT_ONLY_ARGUMENTS, "init_from": None})
     module.load_state_dict(content["state_dict"])
     return module.eval(), content
 
@@ -96,14 +106,6 @@ def pretrained_config_for(
     license: str,
 ) -> PretrainedConfig:
     """The contract and provenance of a trained module, with its measured metrics."""
-    data = next(
-        (
-            v
-            for k, v in checkpoint_content.items()
-            if k.endswith("DataModule") and isinstance(v, dict)
-        ),
-        {},
-    )
     tasks = results["tasks"]
     metrics = {
         f"{task}/{score}": value
@@ -116,22 +118,39 @@ def pretrained_config_for(
         for task, record in tasks.items()
     )
     recipe = {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
-    defaults = module.net.default_pretrained_cfg()
-    return PretrainedConfig(
-        architecture=defaults.architecture,
-        input_size=tuple(data.get("image_size", defaults.input_size)),
-        mean=tuple(data.get("mean", defaults.mean)),
-        std=tuple(data.get("std", defaults.std)),
-        interpolation=data.get("interpolation", defaults.interpolation),
-        embedding_dim=defaults.embedding_dim,
-        feature=defaults.feature,
-        dataset=data.get("dataset"),
+    return dataclasses.replace(
+        input_contract(module, checkpoint_content),
         protocol=protocol,
         metrics=metrics,
         recipe=recipe,
         commit=_git_commit(),
         license=license,
         hub_id=repo_id,
+    )
+
+
+def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> PretrainedConfig:
+    """The input and embedding contract of a trained module, from its checkpoint.
+
+    Input size, normalisation, interpolation and dataset come from the datamodule state
+    that the checkpoint records; the embedding from the network.
+    """
+    data = next(
+        (
+            v
+            for k, v in checkpoint_content.items()
+            if k.endswith("DataModule") and isinstance(v, dict)
+        ),
+        {},
+    )
+    defaults = module.net.default_pretrained_cfg()
+    return dataclasses.replace(
+        defaults,
+        input_size=tuple(data.get("image_size", defaults.input_size)),
+        mean=tuple(data.get("mean", defaults.mean)),
+        std=tuple(data.get("std", defaults.std)),
+        interpolation=data.get("interpolation", defaults.interpolation),
+        dataset=data.get("dataset"),
     )
 
 
@@ -160,16 +179,26 @@ def measured_results(checkpoint: Path, results: Path | None, config: Path | None
                     scratch,
                 ]
             )
-            record = json.loads((Path(scratch) / RESULTS_NAME).read_text())
+            record = _read_results(Path(scratch) / RESULTS_NAME, f"the test run of {config}")
     else:
-        record = json.loads(Path(results).read_text())
-    if record.get("checkpoint_sha256") != file_sha256(checkpoint):
+        record = _read_results(results, str(results))
+        if record.get("checkpoint_sha256") != file_sha256(checkpoint):
+            raise ValueError(
+                f"the results in {results} were measured on {record.get('checkpoint')}, not on "
+                f"{checkpoint} (their SHA-256 differ); run 'vireid-zoo test --ckpt_path "
+                f"{checkpoint}' and pass the {RESULTS_NAME} it writes"
+            )
+    return record
+
+
+def _read_results(path: Path, origin: str) -> dict[str, Any]:
+    """A ``test_results.json`` with at least one task; errors name ``origin``."""
+    record = read_config(path)
+    if not isinstance(record, dict) or not record.get("tasks"):
         raise ValueError(
-            f"the results in {results} were measured on {record.get('checkpoint')}, not on "
-            f"{checkpoint} (their SHA-256 differ); test this checkpoint first"
+            f"{origin} holds no test results ({path} has no 'tasks'): it is not a "
+            f"{RESULTS_NAME} written by 'vireid-zoo test'"
         )
-    if not record.get("tasks"):
-        raise ValueError(f"{results} holds no test results")
     return record
 
 

@@ -21,6 +21,8 @@ def image_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(
             f"expected HEIGHTxWIDTH such as 128x64, got {text!r}"
         ) from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"image sides must be >= 1 pixel, got {text!r}")
     return height, width
 
 

@@ -64,7 +64,8 @@ class VIReIDCLI(LightningCLI):
             results = self.model.results["test"]
             for result in results.values():
                 print(f"\n{result.table()}")
-            ckpt_path = self.config[self.subcommand].get("ckpt_path")
+            # The resolved file, not the argument ("last", "best" or a path).
+            ckpt_path = self.trainer.ckpt_path
             path = write_results(results, directory, Path(ckpt_path) if ckpt_path else None)
             print(f"\nresults written to {path}")
 

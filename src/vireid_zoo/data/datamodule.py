@@ -220,7 +220,7 @@ class VIReIDDataModule(LightningDataModule):
 
     def _evaluation_loader(self, suite: EvaluationSuite) -> DataLoader:
         return DataLoader(
-            EvaluationDataset(suite.samples, self._test_transform(), suite=suite),
+            EvaluationDataset.from_suite(suite, self._test_transform()),
             batch_size=self.test_batch_size,
             shuffle=False,
             num_workers=self.num_workers,

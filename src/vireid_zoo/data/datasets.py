@@ -135,6 +135,11 @@ class EvaluationDataset(Dataset):
         self.transform = transform
         self.suite = suite
 
+    @classmethod
+    def from_suite(cls, suite: EvaluationSuite, transform: Transform) -> EvaluationDataset:
+        """Every image of ``suite``, in suite order, with the suite attached."""
+        return cls(suite.samples, transform, suite=suite)
+
     def __len__(self) -> int:
         return len(self.samples)
 

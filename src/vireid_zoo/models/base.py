@@ -157,7 +157,7 @@ class VIReIDModule(LightningModule):
         if suite is None:
             raise RuntimeError(
                 f"{stage} needs an evaluation suite: use a vireid_zoo DataModule, or a "
-                "dataloader over vireid_zoo.data.EvaluationDataset(suite, transform)"
+                "dataloader over vireid_zoo.data.EvaluationDataset.from_suite(suite, transform)"
             )
         return suite
 

@@ -36,7 +36,7 @@ NETWORK_CLASSES: dict[str, type[VIReIDNetwork]] = {}
 """Concrete network classes by ``module.QualName``; a downloaded config can only name one
 of these (nothing is imported on its behalf)."""
 
-_INIT_ONLY_ARGUMENTS = {"backbone_pretrained": False, "backbone_weights_file": None}
+INIT_ONLY_ARGUMENTS = {"backbone_pretrained": False, "backbone_weights_file": None}
 """Constructor arguments that only matter when training from scratch: a loaded network
 takes its weights from the file, never from an ImageNet download."""
 
@@ -173,7 +173,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
         **model_kwargs: Any,
     ) -> N:
         parameters = inspect.signature(cls.__init__).parameters
-        model_kwargs |= {k: v for k, v in _INIT_ONLY_ARGUMENTS.items() if k in parameters}
+        model_kwargs |= {k: v for k, v in INIT_ONLY_ARGUMENTS.items() if k in parameters}
         network = cls(**model_kwargs)
         _, weights = resolve_files(
             model_id,
