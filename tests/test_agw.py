@@ -62,6 +62,25 @@ def test_resnet50_layer_structure_matches_the_reference(agw50: AGW) -> None:
     assert agw50.embedding_dim == 2048
 
 
+@pytest.mark.parametrize("split_stage", [1, 2, 3])
+def test_non_local_blocks_stay_in_the_shared_stages(split_stage: int) -> None:
+    net = AGW(4, arch="resnet18", split_stage=split_stage).eval()
+    inserted = {
+        (stage, index)
+        for stage in range(split_stage + 1, 5)
+        for index, block in enumerate(net.backbone.shared_stage(stage))
+        if isinstance(block, BlockWithInsert)
+    }
+    # The reference placement (after the last 2 blocks of layer2, 3 of layer3), clipped to
+    # resnet18's 2 blocks per stage and to the stages the streams share.
+    expected = {(2, 0), (2, 1), (3, 0), (3, 1)}
+    assert inserted == {(stage, index) for stage, index in expected if stage > split_stage}
+    with torch.no_grad():
+        assert net.extract_features(torch.randn(2, 3, 64, 32), "infrared").shape == (2, 512)
+    with pytest.raises(ValueError, match="stage 1 is not shared"):
+        AGW(4, arch="resnet18", split_stage=split_stage, non_local_blocks=[1, 1, 1, 1])
+
+
 def test_shallow_trunks_cap_the_reference_non_local_placement() -> None:
     net = AGW(10, arch="resnet18")
     inserted = [

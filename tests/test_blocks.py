@@ -350,8 +350,9 @@ def test_channel_attention_masked_average_is_weighted_mean() -> None:
     # Weighted mean: (x00 + 0.5 x10) / 1.5.
     expected = torch.sigmoid(attention.mlp((x[..., 0, 0] + 0.5 * x[..., 1, 0]) / 1.5))
     torch.testing.assert_close(attention.weights(x, mask).flatten(1), expected)
-    empty = ChannelAttention(4, pooling=("avg", "max")).weights(x, torch.zeros(1, 1, 2, 2))
-    assert torch.isfinite(empty).all()
+    both = ChannelAttention(4, pooling=("avg", "max"))
+    # No foreground at all: pooled over the whole map, as without a mask.
+    torch.testing.assert_close(both.weights(x, torch.zeros(1, 1, 2, 2)), both.weights(x))
     with pytest.raises(ValueError, match="mask must have shape"):
         attention(x, torch.ones(1, 1, 4, 4))
 

@@ -367,6 +367,21 @@ def test_fit_without_maps_names_parsing_root(
     assert len(err) == 1 and "parsing_root" in err[0]
 
 
+def test_fit_refuses_a_grouping_of_another_part_count(
+    parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, parsing = parsed_sysu
+    config = write_config(
+        tmp_path,
+        root,
+        model_class="vireid_zoo.models.CSCLModule",
+        data={"parsing_root": str(parsing)},
+    )
+    assert main(["fit", "--config", str(config), "--model.init_args.num_parts", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "num_parts=3" in err and "model.init_args.num_parts to 4" in err
+
+
 @pytest.mark.parametrize("dataset", ["sysu_mm01", "regdb", "llcm"])
 def test_shipped_configs_train_cscl_with_maps(
     dataset: str, capsys: pytest.CaptureFixture[str]

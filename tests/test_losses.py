@@ -39,6 +39,19 @@ def test_pairwise_euclidean_hand_values_and_coincident_gradient() -> None:
         pairwise_euclidean(x, torch.zeros(2, 3))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_pairwise_euclidean_is_exact_under_autocast(dtype: torch.dtype) -> None:
+    # GeM-like features (2048-d, norms ~26): in half precision the expansion
+    # |x|^2 + |y|^2 - 2 x.y cancels catastrophically unless it runs in float32.
+    features = torch.rand(8, 2048, generator=torch.Generator().manual_seed(0))
+    expected = pairwise_euclidean(features, features)
+    with torch.autocast("cpu", dtype=dtype):
+        dist = pairwise_euclidean(features.to(dtype), features.to(dtype))
+    assert dist.dtype == torch.float32
+    assert dist.diagonal().max().item() < 0.05  # a point is at distance ~0 from itself
+    torch.testing.assert_close(dist, expected, atol=0.05, rtol=0.01)
+
+
 def test_identity_loss_hand_values() -> None:
     # logits [ln 2, 0, 0] -> softmax [2/4, 1/4, 1/4].
     logits = torch.tensor([[math.log(2.0), 0.0, 0.0]])

@@ -23,8 +23,8 @@ class ChannelAttention(nn.Module):
 
     An optional mask (B, 1, H, W) restricts the pooling to a region: the average becomes
     :math:`\sum_{hw} m\,F / \sum_{hw} m` (masked GAP, e.g. over a parsed foreground) and
-    the max is taken over positions with ``m > 0``. A sample whose mask is all zero gets a
-    zero descriptor.
+    the max is taken over positions with ``m > 0``. A sample whose mask is all zero (e.g.
+    no person parsed) is pooled over the whole map, as without a mask.
 
     Args:
         channels: Number of input channels.
@@ -83,13 +83,15 @@ class ChannelAttention(nn.Module):
     def _pool(
         self, x: torch.Tensor, kind: ChannelPooling, mask: torch.Tensor | None
     ) -> torch.Tensor:
+        unmasked = x.mean(dim=(2, 3)) if kind == "avg" else x.amax(dim=(2, 3))
         if mask is None:
-            return x.mean(dim=(2, 3)) if kind == "avg" else x.amax(dim=(2, 3))
+            return unmasked
+        area = mask.sum(dim=(2, 3))
         if kind == "avg":
-            return (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp(min=self.eps)
-        inside = mask > 0
-        pooled = x.masked_fill(~inside, float("-inf")).amax(dim=(2, 3))
-        return torch.where(inside.flatten(1).any(dim=1, keepdim=True), pooled, 0.0)
+            pooled = (x * mask).sum(dim=(2, 3)) / area.clamp(min=self.eps)
+        else:
+            pooled = x.masked_fill(mask <= 0, float("-inf")).amax(dim=(2, 3))
+        return torch.where(area > self.eps, pooled, unmasked)
 
 
 class SpatialAttention(nn.Module):

@@ -36,7 +36,8 @@ SUPPORTED_ARCHS: tuple[str, ...] = (
     "wide_resnet50_2",
     "wide_resnet101_2",
 )
-_LAST_STAGE = 4
+LAST_STAGE = 4
+"""Index of the last residual stage (layer4)."""
 _MAX_LISTED_KEYS = 10
 
 
@@ -98,9 +99,9 @@ class TwoStreamResNet(nn.Module):
         last_stride: int = 1,
     ) -> None:
         super().__init__()
-        if split_stage not in range(_LAST_STAGE):
+        if split_stage not in range(LAST_STAGE):
             raise ValueError(
-                f"split_stage must be 0..{_LAST_STAGE - 1} (at least layer4 is shared), "
+                f"split_stage must be 0..{LAST_STAGE - 1} (at least layer4 is shared), "
                 f"got {split_stage!r}"
             )
         if last_stride not in (1, 2):
@@ -162,10 +163,10 @@ class TwoStreamResNet(nn.Module):
         """
         first = self.split_stage + 1
         start = first if start_stage is None else start_stage
-        end = _LAST_STAGE if end_stage is None else end_stage
-        if not first <= start <= end <= _LAST_STAGE:
+        end = LAST_STAGE if end_stage is None else end_stage
+        if not first <= start <= end <= LAST_STAGE:
             raise ValueError(
-                f"need {first} <= start_stage <= end_stage <= {_LAST_STAGE} (shared stages "
+                f"need {first} <= start_stage <= end_stage <= {LAST_STAGE} (shared stages "
                 f"with split_stage={self.split_stage}), got start_stage={start_stage!r}, "
                 f"end_stage={end_stage!r}"
             )
@@ -176,6 +177,20 @@ class TwoStreamResNet(nn.Module):
     def forward(self, x: torch.Tensor, modality: Modality) -> torch.Tensor:
         """Map images of one modality to the final feature map (B, out_channels, h, w)."""
         return self.forward_shared(self.forward_specific(x, modality))
+
+    def shared_stage(self, stage: int) -> nn.Sequential:
+        """The residual blocks of shared stage ``stage`` (absolute index, 1..4).
+
+        Raises:
+            ValueError: ``stage`` is modality-specific (``<= split_stage``) or not a stage.
+        """
+        first = self.split_stage + 1
+        if not first <= stage <= LAST_STAGE:
+            raise ValueError(
+                f"stage {stage!r} is not shared: the shared stages are {first}..{LAST_STAGE} "
+                f"(split_stage={self.split_stage})"
+            )
+        return self.shared_stages[stage - first]
 
     def insert_after_block(self, stage: int, block: int, module: nn.Module) -> None:
         """Insert ``module`` after residual block ``block`` (0-based) of a shared stage.
@@ -190,13 +205,7 @@ class TwoStreamResNet(nn.Module):
             block: Index of the residual block within that stage.
             module: Module mapping the block's output to a tensor of the same shape.
         """
-        first = self.split_stage + 1
-        if not first <= stage <= _LAST_STAGE:
-            raise ValueError(
-                f"stage {stage!r} is not shared: the shared stages are {first}..{_LAST_STAGE} "
-                f"(split_stage={self.split_stage})"
-            )
-        blocks = self.shared_stages[stage - first]
+        blocks = self.shared_stage(stage)
         if not 0 <= block < len(blocks):
             raise ValueError(f"stage {stage} has blocks 0..{len(blocks) - 1}, got block {block!r}")
         if isinstance(blocks[block], BlockWithInsert):

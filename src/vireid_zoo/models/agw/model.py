@@ -103,9 +103,9 @@ class AGW(VIReIDNetwork):
             split_stage=split_stage,
             last_stride=last_stride,
         )
-        if non_local_blocks is None:
+        if non_local_blocks is None:  # the reference placement, within the shared stages
             non_local_blocks = [
-                min(count, len(self.backbone.shared_stages[stage - split_stage - 1]))
+                min(count, len(self.backbone.shared_stage(stage))) if stage > split_stage else 0
                 for stage, count in enumerate(REFERENCE_NON_LOCAL_BLOCKS, start=1)
             ]
         for stage, count in enumerate(non_local_blocks, start=1):
@@ -118,7 +118,7 @@ class AGW(VIReIDNetwork):
     def _add_non_local(self, stage: int, count: int, channels: int) -> None:
         if count == 0:
             return
-        blocks = self.backbone.shared_stages[stage - self.backbone.split_stage - 1]
+        blocks = self.backbone.shared_stage(stage)
         if not 0 <= count <= len(blocks):
             raise ValueError(f"layer{stage} has {len(blocks)} blocks, cannot add {count}")
         for block in range(len(blocks) - count, len(blocks)):

@@ -27,6 +27,7 @@ class AGWModule(VIReIDModule):
         backbone_weights_file: Local ImageNet weights instead of the download.
         non_local_blocks: Non-local blocks after the last N blocks of layer1..4 (default:
             the reference placement, see :class:`AGW`).
+        non_local_channels: Embedding channels of each non-local block (the reference: 1).
         gem_p: GeM exponent.
         last_stride: Stride of layer4's first block.
         split_stage: Last modality-specific stage.
@@ -44,6 +45,7 @@ class AGWModule(VIReIDModule):
         backbone_pretrained: bool = True,
         backbone_weights_file: str | Path | None = None,
         non_local_blocks: Sequence[int] | None = None,
+        non_local_channels: int = 1,
         gem_p: float = 3.0,
         last_stride: int = 1,
         split_stage: int = 0,
@@ -60,6 +62,7 @@ class AGWModule(VIReIDModule):
             backbone_pretrained=backbone_pretrained,
             backbone_weights_file=backbone_weights_file,
             non_local_blocks=non_local_blocks,
+            non_local_channels=non_local_channels,
             gem_p=gem_p,
             last_stride=last_stride,
             split_stage=split_stage,

@@ -42,15 +42,13 @@ def stage_mask(foreground: torch.Tensor, size: torch.Size | tuple[int, int]) -> 
 
     Down-sampling averages (each cell holds its foreground fraction); up-sampling (a
     predicted layer4 foreground to an earlier stage) is bilinear. A sample with no
-    foreground at all gets an all-ones mask, i.e. an unmasked average.
+    foreground at all keeps an all-zero mask, which :class:`ChannelAttention` pools as
+    no mask (a plain average).
     """
     height, width = foreground.shape[-2:]
     if size[0] <= height and size[1] <= width:
-        mask = F.adaptive_avg_pool2d(foreground, size)
-    else:
-        mask = F.interpolate(foreground, size=size, mode="bilinear", align_corners=False)
-    empty = mask.sum(dim=(1, 2, 3), keepdim=True) <= _EPS
-    return torch.where(empty, torch.ones_like(mask), mask)
+        return F.adaptive_avg_pool2d(foreground, size)
+    return F.interpolate(foreground, size=size, mode="bilinear", align_corners=False)
 
 
 class ParsingAlignedAttention(nn.Module):

@@ -19,6 +19,12 @@ from vireid_zoo.models.cscl.blocks import PartPooling
 from vireid_zoo.models.cscl.losses import DivisionLoss, IdentityCenterMiningLoss, ParsingLoss
 from vireid_zoo.models.cscl.model import CSCL, InferenceMask, TestFeature, TestNormalization
 
+_NO_MAPS_MESSAGE = (
+    "CSCL trains with human-parsing maps, but the training data has no {missing}: set the "
+    "datamodule's parsing_root (data.init_args.parsing_root) to the folder of part-label "
+    "maps parallel to the dataset (write them with `vireid-zoo parse`, see docs/parsing.md)"
+)
+
 Triplet = Literal["wrt", "batch_hard"]
 PARSING_KEYS = ("visible_parsing", "infrared_parsing")
 
@@ -132,6 +138,28 @@ class CSCLModule(VIReIDModule):
         self.division_weight = division_weight
         self.icm_weight = icm_weight
 
+    def setup(self, stage: str) -> None:
+        """Before fitting, check that the datamodule gives part maps of this model's parts.
+
+        Raises:
+            ValueError: The datamodule has no ``parsing_root``, or its grouping's part count
+                differs from ``num_parts`` + 1 (background); naming both settings.
+        """
+        super().setup(stage)
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        if stage != "fit" or not hasattr(datamodule, "parsing_grouping"):
+            return  # evaluation needs no maps; other data is checked batch by batch
+        if datamodule.parsing_root is None:
+            raise ValueError(_NO_MAPS_MESSAGE.format(missing=list(PARSING_KEYS)))
+        grouping_parts = datamodule.parsing_grouping.num_parts
+        if grouping_parts != self.net.num_parts + 1:
+            raise ValueError(
+                f"the datamodule's parsing_grouping has {grouping_parts} part indices "
+                f"(background included), but the model has num_parts={self.net.num_parts} "
+                f"(+ background = {self.net.num_parts + 1}): set model.init_args.num_parts to "
+                f"{grouping_parts - 1}, or choose a grouping of {self.net.num_parts + 1} parts"
+            )
+
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every loss term of a training batch, unweighted, and the weighted total ``loss``.
 
@@ -140,12 +168,7 @@ class CSCLModule(VIReIDModule):
         """
         missing = [key for key in PARSING_KEYS if key not in batch]
         if missing:
-            raise ValueError(
-                f"CSCL trains with human-parsing maps, but the training batch has no {missing}: "
-                "set the datamodule's parsing_root (data.init_args.parsing_root) to the folder "
-                "of part-label maps parallel to the dataset (write them with `vireid-zoo "
-                "parse`, see docs/parsing.md)"
-            )
+            raise ValueError(_NO_MAPS_MESSAGE.format(missing=missing))
         output = self.net.forward_pair(
             batch["visible"], batch["infrared"], batch["visible_parsing"], batch["infrared_parsing"]
         )

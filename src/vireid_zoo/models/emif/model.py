@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, Modality, TwoStreamResNet
+from vireid_zoo.blocks.two_stream import LAST_STAGE
 from vireid_zoo.models.network import VIReIDNetwork
 
 TestFeature = Literal["bn", "pool"]
 Branch = Literal["shared", "visible", "infrared"]
-_LAST_STAGE = 4
 
 
 class EMIFTrunk(TwoStreamResNet):
@@ -62,9 +62,9 @@ class EMIFTrunk(TwoStreamResNet):
             split_stage=split_stage,
             last_stride=last_stride,
         )
-        if not split_stage < head_stage <= _LAST_STAGE:
+        if not split_stage < head_stage <= LAST_STAGE:
             raise ValueError(
-                f"head_stage must be {split_stage + 1}..{_LAST_STAGE} (after the "
+                f"head_stage must be {split_stage + 1}..{LAST_STAGE} (after the "
                 f"modality-specific stages, split_stage={split_stage}), got {head_stage!r}"
             )
         self.head_stage = head_stage
