@@ -6,11 +6,11 @@ import pytest
 from PIL import Image
 
 from vireid_zoo.cli import main
-from vireid_zoo.demo import run_demo
+from vireid_zoo.demo import SIZES, run_demo, synthetic_sysu
 
 
 @pytest.mark.slow
-def test_tiny_demo_trains_scores_and_draws(tmp_path: Path) -> None:
+def test_tiny_demo_trains_scores_and_draws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     result = run_demo(
         tmp_path / "out", size="tiny", epochs=2, cache_dir=tmp_path / "cache", progress=False
     )
@@ -30,8 +30,15 @@ def test_tiny_demo_trains_scores_and_draws(tmp_path: Path) -> None:
     for picture in (result.ranked_list, result.cmc_curve):
         with Image.open(picture) as image:
             assert image.format == "PNG" and image.width > 300
-    # The synthetic dataset is cached: a second run reuses it.
-    assert len(list((tmp_path / "cache" / "synthetic").iterdir())) == 1
+    # The synthetic dataset is cached: asking again writes nothing.
+    cached = sorted((tmp_path / "cache" / "synthetic").iterdir())
+    assert [path.name.endswith("-maps") for path in cached] == [False, True]
+
+    def no_writing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the cached dataset was written again")
+
+    monkeypatch.setattr("vireid_zoo.demo.make_sysu_mm01", no_writing)
+    assert synthetic_sysu(SIZES["tiny"], tmp_path / "cache", 0) == cached[0]
 
 
 def test_demo_arguments_are_checked(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 import vireid_zoo as vz
-from vireid_zoo.pretrained import PretrainedConfig, register_pretrained, unregister_pretrained
+from vireid_zoo.pretrained import PretrainedConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOKS_FILE = REPO_ROOT / "docs" / "hooks.py"
@@ -87,11 +87,7 @@ def test_zoo_page_shows_published_weights(hooks: ModuleType) -> None:
         hub_id="org/agw-docs-test",
         revision="v1",
     )
-    register_pretrained(name, config)
-    try:
-        page = hooks.zoo_markdown([hooks.architecture_info("agw_resnet18")], {name: config}, {})
-    finally:
-        unregister_pretrained(name)
+    page = hooks.zoo_markdown([hooks.architecture_info("agw_resnet18")], {name: config}, {})
     assert "No pretrained weights" not in page
     assert "`hf-hub:org/agw-docs-test@v1`" in page and "sysu_mm01/all/mAP 50.00" in page
     assert f"| `{name}` |" in page
@@ -173,7 +169,7 @@ def _missing_docs_packages() -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    bool(_missing_docs_packages()),
+    bool(_missing_docs_packages()) and not os.environ.get("CI"),
     reason=f"the docs tools are not installed ({', '.join(_missing_docs_packages())} "
     "missing): pip install -e '.[docs]' to run the strict MkDocs build",
 )

@@ -471,18 +471,6 @@ def test_infrared_is_independent_of_colour() -> None:
     assert {g.pattern for g in garments} == set(synthetic.PATTERNS)
 
 
-def test_rendering_is_fast() -> None:
-    identities = [make_identity(pid) for pid in range(20)]
-    camera = make_camera(1)
-    render_person(identities[0], "visible", camera, np.random.default_rng(0), (128, 64))
-    start = time.perf_counter()
-    for index, identity in enumerate(identities * 5):
-        modality = "visible" if index % 2 else "infrared"
-        render_person(identity, modality, camera, np.random.default_rng(index), (128, 64))
-    per_image = (time.perf_counter() - start) / 100
-    assert per_image < 0.015, f"{per_image * 1e3:.1f} ms per image"
-
-
 # --------------------------------------------------------------------------- learnability
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import Trainer, seed_everything
+from torch.utils.data import DataLoader, Subset
 
 from vireid_zoo.data import SYSUMM01DataModule
 from vireid_zoo.data.synthetic import make_sysu_mm01
@@ -74,42 +75,33 @@ def _synthetic_name(size: DemoSize, seed: int) -> str:
     )
 
 
-def _write_synthetic_sysu(
-    size: DemoSize, root: Path, seed: int, parsing_root: Path | None = None
-) -> None:
-    make_sysu_mm01(
-        root,
-        num_train_ids=size.train_ids,
-        num_val_ids=size.val_ids,
-        num_test_ids=size.test_ids,
-        images_per_camera=size.images_per_camera,
-        image_size=size.image_size,
-        seed=seed,
-        parsing_root=parsing_root,
-    )
-
-
-def synthetic_sysu(size: DemoSize, cache_dir: Path, seed: int) -> Path:
-    """Write (once) and return the synthetic SYSU-MM01 of ``size``."""
-    root = cache_dir / "synthetic" / _synthetic_name(size, seed)
-    if not root.is_dir():
-        _write_synthetic_sysu(size, root, seed)
-    return root
-
-
 def synthetic_sysu_with_parsing(size: DemoSize, cache_dir: Path, seed: int) -> tuple[Path, Path]:
     """Write (once) and return the synthetic SYSU-MM01 of ``size`` and its true part maps.
 
-    The images are byte-identical to :func:`synthetic_sysu`'s (same generator and seed);
-    the copy is kept apart so that dataset and maps are always written together.
+    Dataset and maps are written together, the dataset last, so a cached dataset always
+    has its maps (the maps never change the images).
     """
-    root = cache_dir / "synthetic" / f"{_synthetic_name(size, seed)}-with-parsing"
+    root = cache_dir / "synthetic" / _synthetic_name(size, seed)
     parsing_root = root.with_name(f"{root.name}-maps")
     if not root.is_dir():
         if parsing_root.exists():  # maps of an interrupted write
             shutil.rmtree(parsing_root)
-        _write_synthetic_sysu(size, root, seed, parsing_root)
+        make_sysu_mm01(
+            root,
+            num_train_ids=size.train_ids,
+            num_val_ids=size.val_ids,
+            num_test_ids=size.test_ids,
+            images_per_camera=size.images_per_camera,
+            image_size=size.image_size,
+            seed=seed,
+            parsing_root=parsing_root,
+        )
     return root, parsing_root
+
+
+def synthetic_sysu(size: DemoSize, cache_dir: Path, seed: int) -> Path:
+    """Write (once) and return the synthetic SYSU-MM01 of ``size`` (cached with its maps)."""
+    return synthetic_sysu_with_parsing(size, cache_dir, seed)[0]
 
 
 def demo_datamodule(
@@ -184,17 +176,21 @@ def _pictures(module: VIReIDModule, dm: SYSUMM01DataModule, output: Path) -> Pat
     """Ranked lists of a few queries of the all-search task, trial 0."""
     suite = dm.test_suite
     task = next(t for t in suite.tasks if t.name == "sysu_mm01/all")
-    loader = dm.test_dataloader()
-    features = torch.empty(len(suite.samples), module.net.embedding_dim)
-    module.eval()
-    for batch in loader:
-        features[batch["index"]] = module.embed(batch["image"], batch["modality"])
     step = max(1, len(task.query) // 6)
     query_indices = list(task.query[::step][:6])
     gallery_indices = list(task.galleries[0])
+    # Embed only the pictured images (the test already scored every trial).
+    pictured = Subset(dm.test_dataloader().dataset, query_indices + gallery_indices)
+    module.eval()
+    features = torch.cat(
+        [
+            module.embed(batch["image"], batch["modality"])
+            for batch in DataLoader(pictured, batch_size=dm.test_batch_size)
+        ]
+    )
     query = [suite.samples[i] for i in query_indices]
     gallery = [suite.samples[i] for i in gallery_indices]
-    distances = cosine_distance(features[query_indices], features[gallery_indices])
+    distances = cosine_distance(features[: len(query)], features[len(query) :])
     ranked = rank_gallery(distances, query, gallery, protocol="sysu_mm01", top_k=10)
     return plot_ranked_lists(
         query,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vireid_zoo.data.llcm import INFRARED_CAMERAS, VISIBLE_CAMERAS
 from vireid_zoo.data.records import MODALITIES, Modality, modality_code
 from vireid_zoo.data.synthetic.appearance import CameraAppearance, Identity
 from vireid_zoo.data.synthetic.checks import (
@@ -31,8 +32,6 @@ from vireid_zoo.data.synthetic.writing import (
     _write_lines,
 )
 
-LLCM_VISIBLE_CAMERAS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
-LLCM_INFRARED_CAMERAS = (1, 2, 4, 5, 6, 7, 8, 9)
 _LLCM_SUFFIXES: dict[str, str] = {"visible": "vis", "infrared": "nir"}
 
 
@@ -118,7 +117,7 @@ def make_llcm(
     dataset = "llcm"
     train_ids, test_ids = _split_ids(seed, dataset, counts)
     cameras = {
-        cam: make_camera(cam, seed, dataset=dataset, low_light=True) for cam in LLCM_VISIBLE_CAMERAS
+        cam: make_camera(cam, seed, dataset=dataset, low_light=True) for cam in VISIBLE_CAMERAS
     }
     root = Path(root)
     with _staged_trees(root, parsing_root) as (staging, parsing):
@@ -128,9 +127,7 @@ def make_llcm(
             for label, pid in enumerate(pids):
                 identity = make_identity(pid, seed)
                 folder_rng = _generator(seed, _STREAM_FOLDERS, _DATASET_CODES[dataset], pid)
-                present = _present_cameras(
-                    folder_rng, LLCM_VISIBLE_CAMERAS, LLCM_INFRARED_CAMERAS, rate
-                )
+                present = _present_cameras(folder_rng, VISIBLE_CAMERAS, INFRARED_CAMERAS, rate)
                 for modality, cams in zip(MODALITIES, present, strict=True):
                     for cam in cams:
                         folder = f"{split}_{_LLCM_SUFFIXES[modality]}/cam{cam}/{pid:04d}"

@@ -9,25 +9,6 @@ import numpy as np
 from vireid_zoo.data.synthetic.appearance import PATTERNS, RGB, Garment, Material
 
 
-def _hsv_to_rgb(hue: float, saturation: float, value: float) -> RGB:
-    """Convert a colour from HSV (each in [0, 1]) to RGB."""
-    sector = int(hue * 6.0) % 6
-    fraction = hue * 6.0 - int(hue * 6.0)
-    low = value * (1.0 - saturation)
-    falling = value * (1.0 - saturation * fraction)
-    rising = value * (1.0 - saturation * (1.0 - fraction))
-    table = (
-        (value, rising, low),
-        (falling, value, low),
-        (low, value, rising),
-        (low, falling, value),
-        (rising, low, value),
-        (value, low, falling),
-    )
-    red, green, blue = table[sector]
-    return (float(red), float(green), float(blue))
-
-
 def _rgb(values: np.ndarray) -> RGB:
     clipped = np.clip(values, 0.0, 1.0)
     return (float(clipped[0]), float(clipped[1]), float(clipped[2]))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vireid_zoo.data.regdb import TRIALS
 from vireid_zoo.data.synthetic.checks import _check_image_size, _check_int
 from vireid_zoo.data.synthetic.render import render_person
 from vireid_zoo.data.synthetic.sampling import draw_pose, make_camera, make_identity
@@ -23,8 +24,6 @@ from vireid_zoo.data.synthetic.writing import (
     _staged_trees,
     _write_lines,
 )
-
-REGDB_TRIALS = 10
 
 
 def make_regdb(
@@ -89,7 +88,7 @@ def make_regdb(
                     _save_parts(parsing, f"{tree}/{pid}/{name}", parts)
                     files[modality][pid].append(f"{tree}/{pid}/{name}")
         (staging / "idx").mkdir()
-        for trial in range(1, REGDB_TRIALS + 1):
+        for trial in TRIALS:
             order = _generator(seed, _STREAM_SPLIT, _DATASET_CODES[dataset], trial).permutation(
                 np.arange(1, total + 1)
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from colorsys import hsv_to_rgb
 from typing import Literal
 
 import numpy as np
@@ -14,7 +15,6 @@ from vireid_zoo.data.synthetic.appearance import (
     Pose,
 )
 from vireid_zoo.data.synthetic.materials import (
-    _hsv_to_rgb,
     _random_fabric_colour,
     _random_garment,
     _rgb,
@@ -111,7 +111,7 @@ def make_camera(
     def background_material(
         value_range: tuple[float, float], ir_range: tuple[float, float]
     ) -> Material:
-        colour = _hsv_to_rgb(rng.random(), rng.uniform(0.05, 0.5), rng.uniform(*value_range))
+        colour = hsv_to_rgb(rng.random(), rng.uniform(0.05, 0.5), rng.uniform(*value_range))
         return Material(colour, float(rng.uniform(*ir_range)))
 
     wall = background_material((0.35, 0.9), (0.06, 0.32))

@@ -27,9 +27,7 @@ from vireid_zoo.data.synthetic.writing import (
     _staged_trees,
     _write_id_line,
 )
-
-SYSU_VISIBLE_CAMERAS = (1, 2, 4, 5)
-SYSU_INFRARED_CAMERAS = (3, 6)
+from vireid_zoo.data.sysu_mm01 import INFRARED_CAMERAS, VISIBLE_CAMERAS
 
 
 def make_sysu_mm01(
@@ -85,7 +83,7 @@ def make_sysu_mm01(
             identity = make_identity(pid, seed)
             folder_rng = _generator(seed, _STREAM_FOLDERS, _DATASET_CODES[dataset], pid)
             visible, infrared = _present_cameras(
-                folder_rng, SYSU_VISIBLE_CAMERAS, SYSU_INFRARED_CAMERAS, rate
+                folder_rng, VISIBLE_CAMERAS, INFRARED_CAMERAS, rate
             )
             for modality, cams in (("visible", visible), ("infrared", infrared)):
                 for cam in cams:
