@@ -8,25 +8,31 @@ from torch import nn
 
 from vireid_zoo.losses.distance import pairwise_euclidean
 
-_MODALITY_NAMES = ("visible", "infrared")
+MODALITY_NAMES = ("visible", "infrared", "hybrid")
+"""Names of the modality codes 0, 1 and 2 (MHN's fused stream)."""
 
 
 def modality_centres(
-    features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    modalities: torch.Tensor,
+    num_modalities: int = 2,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean feature of each (identity, modality) pair present in the batch.
 
     Args:
         features: (B, D) features.
         labels: (B,) identity labels.
-        modalities: (B,) 0 for visible, 1 for infrared.
+        modalities: (B,) modality codes: 0 visible, 1 infrared (2 hybrid, see
+            :data:`MODALITY_NAMES`).
+        num_modalities: How many modality codes there are (2, or 3 with MHN's hybrid).
 
     Returns:
-        ``(centres, identities)``: centres (P, 2, D), ``centres[k, 0]`` the visible and
-        ``centres[k, 1]`` the infrared centre of identity ``identities[k]`` (sorted).
+        ``(centres, identities)``: centres (P, num_modalities, D), ``centres[k, m]`` the
+        centre of modality ``m`` of identity ``identities[k]`` (sorted).
 
     Raises:
-        ValueError: On mismatched shapes, a modality other than 0/1, or an identity that
+        ValueError: On mismatched shapes, an unknown modality code, or an identity that
             lacks one of the modalities in the batch.
     """
     if (
@@ -38,24 +44,27 @@ def modality_centres(
             f"expected features (B, D), labels (B,) and modalities (B,), got "
             f"{tuple(features.shape)}, {tuple(labels.shape)} and {tuple(modalities.shape)}"
         )
-    if not bool(((modalities == 0) | (modalities == 1)).all()):
-        raise ValueError(
-            f"modalities must be 0 (visible) or 1 (infrared), got {modalities.unique().tolist()}"
-        )
+    if not 1 <= num_modalities <= len(MODALITY_NAMES):
+        raise ValueError(f"num_modalities must be 1..{len(MODALITY_NAMES)}, got {num_modalities}")
+    if bool(((modalities < 0) | (modalities >= num_modalities)).any()):
+        codes = enumerate(MODALITY_NAMES[:num_modalities])
+        allowed = " or ".join(f"{code} ({name})" for code, name in codes)
+        raise ValueError(f"modality codes must be {allowed}; got {modalities.unique().tolist()}")
     identities, index = labels.unique(return_inverse=True)
-    slot = index * 2 + modalities.long()
-    num_slots = 2 * identities.numel()
+    slot = index * num_modalities + modalities.long()
+    num_slots = num_modalities * identities.numel()
     counts = torch.bincount(slot, minlength=num_slots)
     if bool((counts == 0).any()):
         absent = (counts == 0).nonzero().flatten().tolist()
         described = ", ".join(
-            f"identity {identities[s // 2].item()} has no {_MODALITY_NAMES[s % 2]} sample"
+            f"identity {identities[s // num_modalities].item()} has no "
+            f"{MODALITY_NAMES[s % num_modalities]} sample"
             for s in absent
         )
-        raise ValueError(f"every identity needs both modalities in the batch: {described}")
+        raise ValueError(f"every identity needs every modality in the batch: {described}")
     sums = features.new_zeros(num_slots, features.shape[1]).index_add(0, slot, features)
     centres = sums / counts[:, None].to(features.dtype)
-    return centres.view(-1, 2, features.shape[1]), identities
+    return centres.view(-1, num_modalities, features.shape[1]), identities
 
 
 class HeteroCenterTripletLoss(nn.Module):

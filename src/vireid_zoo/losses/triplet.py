@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,3 +119,24 @@ def _softmax_weights(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Softmax of ``scores`` over the entries where ``mask`` is 1, per row (see WRT)."""
     shifted = torch.exp(scores - (scores * mask).amax(dim=1, keepdim=True)) * mask
     return shifted / (shifted.sum(dim=1, keepdim=True) + _WRT_EPS)
+
+
+TripletKind = Literal["wrt", "batch_hard"]
+"""A method's choice of triplet loss: AGW's ``"wrt"`` or ``"batch_hard"`` with a margin."""
+
+
+def make_triplet_loss(
+    kind: TripletKind, margin: float = 0.3, *, argument: str = "triplet"
+) -> nn.Module:
+    """The triplet loss ``kind`` names (``margin`` is read by ``"batch_hard"`` only).
+
+    ``argument`` is the caller's name for ``kind``, which an error names.
+
+    Raises:
+        ValueError: ``kind`` is neither ``"wrt"`` nor ``"batch_hard"``.
+    """
+    if kind == "wrt":
+        return WeightedRegularizationTripletLoss()
+    if kind == "batch_hard":
+        return BatchHardTripletLoss(margin=margin)
+    raise ValueError(f"{argument} must be 'wrt' or 'batch_hard', got {kind!r}")

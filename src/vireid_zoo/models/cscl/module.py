@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
-from vireid_zoo.losses import (
-    BatchHardTripletLoss,
-    IdentityLoss,
-    WeightedRegularizationTripletLoss,
-)
+from vireid_zoo.losses import IdentityLoss, TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.cscl.blocks import PartPooling
 from vireid_zoo.models.cscl.losses import DivisionLoss, IdentityCenterMiningLoss, ParsingLoss
@@ -25,7 +20,6 @@ _NO_MAPS_MESSAGE = (
     "maps parallel to the dataset (write them with `vireid-zoo parse`, see docs/parsing.md)"
 )
 
-Triplet = Literal["wrt", "batch_hard"]
 PARSING_KEYS = ("visible_parsing", "infrared_parsing")
 
 
@@ -93,7 +87,7 @@ class CSCLModule(VIReIDModule):
         test_normalization: TestNormalization = "concat",
         label_smoothing: float = 0.0,
         part_id_weight: float = 1.0,
-        triplet: Triplet = "wrt",
+        triplet: TripletKind = "wrt",
         triplet_margin: float = 0.3,
         triplet_weight: float = 1.0,
         parsing_weight: float = 1.0,
@@ -121,14 +115,8 @@ class CSCLModule(VIReIDModule):
             test_parts=test_parts,
             test_normalization=test_normalization,
         )
-        if triplet not in ("wrt", "batch_hard"):
-            raise ValueError(f"triplet must be 'wrt' or 'batch_hard', got {triplet!r}")
         self.identity_loss = IdentityLoss(label_smoothing)
-        self.triplet_loss: nn.Module = (
-            WeightedRegularizationTripletLoss()
-            if triplet == "wrt"
-            else BatchHardTripletLoss(margin=triplet_margin)
-        )
+        self.triplet_loss = make_triplet_loss(triplet, triplet_margin)
         self.parsing_loss = ParsingLoss()
         self.division_loss = DivisionLoss()
         self.icm_loss = IdentityCenterMiningLoss(icm_margin)

@@ -10,7 +10,8 @@ import torch
 from vireid_zoo.losses import (
     BatchHardTripletLoss,
     IdentityLoss,
-    WeightedRegularizationTripletLoss,
+    TripletKind,
+    make_triplet_loss,
 )
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.emif.losses import (
@@ -23,7 +24,6 @@ from vireid_zoo.models.emif.losses import (
 )
 from vireid_zoo.models.emif.model import EMIF, BranchOutput, TestFeature
 
-SharedTriplet = Literal["batch_hard", "wrt"]
 GaussianFeature = Literal["bn", "pool"]
 
 
@@ -91,7 +91,7 @@ class EMIFModule(VIReIDModule):
         test_concat: bool = False,
         label_smoothing: float = 0.0,
         margin: float = 0.3,
-        shared_triplet: SharedTriplet = "batch_hard",
+        shared_triplet: TripletKind = "batch_hard",
         alpha: float = 1.0,
         beta: float = 0.1,
         centre_weight: float = 0.0,
@@ -105,10 +105,6 @@ class EMIFModule(VIReIDModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if shared_triplet not in ("batch_hard", "wrt"):
-            raise ValueError(
-                f"shared_triplet must be 'batch_hard' or 'wrt', got {shared_triplet!r}"
-            )
         if gaussian_feature not in ("bn", "pool"):
             raise ValueError(f"gaussian_feature must be 'bn' or 'pool', got {gaussian_feature!r}")
         if min(alpha, beta, centre_weight) < 0:
@@ -130,10 +126,8 @@ class EMIFModule(VIReIDModule):
             test_concat=test_concat,
         )
         self.identity_loss = IdentityLoss(label_smoothing)
-        self.shared_triplet_loss: torch.nn.Module = (
-            BatchHardTripletLoss(margin)
-            if shared_triplet == "batch_hard"
-            else WeightedRegularizationTripletLoss()
+        self.shared_triplet_loss = make_triplet_loss(
+            shared_triplet, margin, argument="shared_triplet"
         )
         self.modality_triplet_loss = BatchHardTripletLoss(margin)
         self.gaussian_loss = GaussianConsistencyLoss(

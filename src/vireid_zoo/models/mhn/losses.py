@@ -16,47 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vireid_zoo.losses.centre import modality_centres
+
 Distance = Literal["euclidean", "squared_euclidean", "cosine"]
 DISTANCES: tuple[Distance, ...] = ("euclidean", "squared_euclidean", "cosine")
-MODALITY_NAMES = ("visible", "infrared", "hybrid")
 _PROBABILITY_FLOOR = 1e-12
-
-
-def identity_modality_means(
-    values: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor, num_modalities: int
-) -> torch.Tensor:
-    """Mean of ``values`` per (identity, modality): (P, num_modalities, D).
-
-    Row k holds identity k of ``labels.unique()`` (sorted); column m modality code m.
-
-    Raises:
-        ValueError: On mismatched shapes, an unknown modality code, or an identity that
-            lacks one of the modalities.
-    """
-    if values.dim() != 2 or labels.shape != values.shape[:1] or modalities.shape != labels.shape:
-        raise ValueError(
-            f"expected values (B, D), labels (B,) and modalities (B,), got "
-            f"{tuple(values.shape)}, {tuple(labels.shape)} and {tuple(modalities.shape)}"
-        )
-    if bool(((modalities < 0) | (modalities >= num_modalities)).any()):
-        raise ValueError(
-            f"modality codes must be 0..{num_modalities - 1} "
-            f"({', '.join(MODALITY_NAMES[:num_modalities])}), got {modalities.unique().tolist()}"
-        )
-    identities, index = labels.unique(return_inverse=True)
-    slot = index * num_modalities + modalities.long()
-    counts = torch.bincount(slot, minlength=num_modalities * identities.numel())
-    if bool((counts == 0).any()):
-        absent = (counts == 0).nonzero().flatten().tolist()
-        described = ", ".join(
-            f"identity {identities[s // num_modalities].item()} has no "
-            f"{MODALITY_NAMES[s % num_modalities]} sample"
-            for s in absent
-        )
-        raise ValueError(f"every identity needs every modality in the batch: {described}")
-    sums = values.new_zeros(len(counts), values.shape[1]).index_add(0, slot, values)
-    means = sums / counts[:, None].to(values.dtype)
-    return means.view(identities.numel(), num_modalities, values.shape[1])
 
 
 def paired_distance(x: torch.Tensor, y: torch.Tensor, distance: Distance) -> torch.Tensor:
@@ -103,7 +67,7 @@ class ModalityHarmonizationLoss(nn.Module):
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:
         """Mean loss over identities; ``modalities``: 0 visible, 1 infrared, 2 hybrid."""
-        centres = identity_modality_means(features, labels, modalities, 3)
+        centres = modality_centres(features, labels, modalities, 3)[0]
         visible, infrared, hybrid = centres.unbind(dim=1)
         to_visible = paired_distance(hybrid, visible, self.distance)
         to_infrared = paired_distance(hybrid, infrared, self.distance)
@@ -131,7 +95,7 @@ class ModalityConsistencyLoss(nn.Module):
     ) -> torch.Tensor:
         """Mean loss; ``modalities``: 0 visible, 1 infrared and optionally 2 hybrid."""
         num_modalities = 3 if bool((modalities == 2).any()) else 2
-        probabilities = identity_modality_means(
+        probabilities, _ = modality_centres(
             logits.softmax(dim=1), labels, modalities, num_modalities
         )
         log_probabilities = probabilities.clamp(min=_PROBABILITY_FLOOR).log()

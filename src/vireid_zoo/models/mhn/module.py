@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from torch import nn
 
 from vireid_zoo.blocks.attention import ChannelPooling
-from vireid_zoo.losses import (
-    BatchHardTripletLoss,
-    IdentityLoss,
-    WeightedRegularizationTripletLoss,
-)
+from vireid_zoo.losses import IdentityLoss, TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.mhn.blocks import MapMode
 from vireid_zoo.models.mhn.losses import (
@@ -24,8 +19,6 @@ from vireid_zoo.models.mhn.losses import (
     ModalityHarmonizationLoss,
 )
 from vireid_zoo.models.mhn.model import HEADS, MHN, Head, TestFeature
-
-Triplet = Literal["wrt", "batch_hard"]
 
 
 class MHNModule(VIReIDModule):
@@ -96,7 +89,7 @@ class MHNModule(VIReIDModule):
         last_stride: int = 1,
         test_parts: Sequence[Head] = HEADS,
         test_feature: TestFeature = "bn",
-        triplet: Triplet = "wrt",
+        triplet: TripletKind = "wrt",
         triplet_margin: float = 0.3,
         triplet_weight: float = 1.0,
         label_smoothing: float = 0.0,
@@ -110,8 +103,6 @@ class MHNModule(VIReIDModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if triplet not in ("wrt", "batch_hard"):
-            raise ValueError(f"triplet must be 'wrt' or 'batch_hard', got {triplet!r}")
         self.save_hyperparameters()
         self.net = MHN(
             num_classes,
@@ -129,11 +120,7 @@ class MHNModule(VIReIDModule):
             test_feature=test_feature,
         )
         self.identity_loss = IdentityLoss(label_smoothing)
-        self.triplet_loss: nn.Module = (
-            WeightedRegularizationTripletLoss()
-            if triplet == "wrt"
-            else BatchHardTripletLoss(margin=triplet_margin)
-        )
+        self.triplet_loss = make_triplet_loss(triplet, triplet_margin)
         self.harmonization_loss = ModalityHarmonizationLoss(harmonization_distance)
         self.consistency_loss = ModalityConsistencyLoss()
         self.decorrelation_loss = BranchDecorrelationLoss()
