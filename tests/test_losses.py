@@ -217,6 +217,8 @@ def test_hetero_centre_errors() -> None:
         loss(features, labels, torch.tensor([0, 1, 2, 1]))
     with pytest.raises(ValueError, match="two identities"):
         loss(features, torch.zeros(4, dtype=torch.long), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="negatives must be"):
+        HeteroCenterTripletLoss(negatives="same_modality")  # type: ignore[arg-type]
 
 
 def test_losses_return_scalars() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.distance import pairwise_euclidean
+
+CentreNegatives = Literal["any", "cross_modality"]
 
 MODALITY_NAMES = ("visible", "infrared", "hybrid")
 """Names of the modality codes 0, 1 and 2 (MHN's fused stream)."""
@@ -81,17 +85,23 @@ class HeteroCenterTripletLoss(nn.Module):
         - \min_{y' \ne y,\, n \in \{v, t\}} d(c^y_m, c^{y'}_n)\big]_+ ,
 
     with :math:`d` from :func:`~vireid_zoo.losses.pairwise_euclidean` (the paper sums over
-    anchors; the mean keeps the scale independent of P).
+    anchors; the mean keeps the scale independent of P). With
+    ``negatives="cross_modality"`` the negative is the nearest centre of the *other*
+    modality only (:math:`n = \bar m`), as CSCL's identity-aware centre mining.
 
     Args:
         margin: :math:`\rho`.
+        negatives: ``"any"`` (the paper) or ``"cross_modality"``.
     """
 
-    def __init__(self, margin: float = 0.3) -> None:
+    def __init__(self, margin: float = 0.3, negatives: CentreNegatives = "any") -> None:
         super().__init__()
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin!r}")
+        if negatives not in ("any", "cross_modality"):
+            raise ValueError(f"negatives must be 'any' or 'cross_modality', got {negatives!r}")
         self.margin = margin
+        self.negatives: CentreNegatives = negatives
 
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
@@ -103,11 +113,14 @@ class HeteroCenterTripletLoss(nn.Module):
         """
         centres, identities = modality_centres(features, labels, modalities)
         if identities.numel() < 2:
-            raise ValueError("the hetero-centre triplet loss needs at least two identities")
+            raise ValueError(f"{type(self).__name__} needs at least two identities in the batch")
         flat = centres.flatten(0, 1)  # rows: id0 visible, id0 infrared, id1 visible, ...
         dist = pairwise_euclidean(flat, flat)
-        owner = torch.arange(identities.numel(), device=flat.device).repeat_interleave(2)
         rows = torch.arange(flat.shape[0], device=flat.device)
+        owner, modality = rows // 2, rows % 2
+        excluded = owner[:, None] == owner[None, :]
+        if self.negatives == "cross_modality":
+            excluded |= modality[:, None] == modality[None, :]
         positive = dist[rows, rows ^ 1]  # the other modality of the same identity
-        negative = dist.masked_fill(owner[:, None] == owner[None, :], float("inf")).amin(dim=1)
+        negative = dist.masked_fill(excluded, float("inf")).amin(dim=1)
         return F.relu(self.margin + positive - negative).mean()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.data.parsing import IGNORE_INDEX
-from vireid_zoo.losses import modality_centres, pairwise_euclidean
+from vireid_zoo.losses.centre import HeteroCenterTripletLoss
 
 
 def downsample_labels(labels: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -76,7 +76,7 @@ class DivisionLoss(nn.Module):
         return cosine.abs()[:, off_diagonal].mean()
 
 
-class IdentityCenterMiningLoss(nn.Module):
+class IdentityCenterMiningLoss(HeteroCenterTripletLoss):
     r"""ICM: pull each identity's visible and infrared centres together, past a margin.
 
     METHODS.md [A]: with :math:`c^y_v, c^y_i` the visible and infrared centres of identity
@@ -87,33 +87,12 @@ class IdentityCenterMiningLoss(nn.Module):
 
     i.e. the cross-modality distance of an identity's centres must be smaller, by the
     margin m, than the distance to the nearest other identity's centre of the other
-    modality, in both directions.
+    modality, in both directions: the hetero-centre triplet loss with cross-modality
+    negatives only.
 
     Args:
         margin: m (0.3).
     """
 
     def __init__(self, margin: float = 0.3) -> None:
-        super().__init__()
-        if margin < 0:
-            raise ValueError(f"margin must be >= 0, got {margin!r}")
-        self.margin = margin
-
-    def forward(
-        self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
-    ) -> torch.Tensor:
-        """Mean loss; ``modalities`` is 0 for visible and 1 for infrared samples.
-
-        Raises:
-            ValueError: An identity lacks a modality, or the batch has one identity.
-        """
-        centres, identities = modality_centres(features, labels, modalities)
-        if identities.numel() < 2:
-            raise ValueError("the ICM loss needs at least two identities in the batch")
-        distances = pairwise_euclidean(centres[:, 0], centres[:, 1])  # visible x infrared
-        positive = distances.diagonal()
-        same = torch.eye(len(distances), dtype=torch.bool, device=distances.device)
-        masked = distances.masked_fill(same, float("inf"))
-        visible_anchor = F.relu(positive - masked.amin(dim=1) + self.margin)
-        infrared_anchor = F.relu(positive - masked.amin(dim=0) + self.margin)
-        return 0.5 * (visible_anchor.mean() + infrared_anchor.mean())
+        super().__init__(margin, negatives="cross_modality")
