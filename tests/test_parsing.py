@@ -34,13 +34,14 @@ from vireid_zoo.data.synthetic import (
     render_person,
 )
 from vireid_zoo.data.synthetic.seeding import _image_rng
+from vireid_zoo.data.sysu_mm01 import SYSUMM01
 from vireid_zoo.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     build_paired_train_transform,
     build_train_transform,
 )
-from vireid_zoo.parse import parse_dataset
+from vireid_zoo.parse import dataset_images, parse_dataset
 
 SMALL = {
     "image_size": (32, 16),
@@ -345,9 +346,11 @@ def test_parse_writes_maps_that_load(
     output = tmp_path / "parsed"
     argv = ["parse", "sysu_mm01", str(root), "--parser", str(parser), "--output", str(output)]
     assert main([*argv, "--image-size", "16x8", "--batch-size", "5"]) == 0
-    images = sorted(root.glob("cam*/*/*.jpg"))
+    images = training_images(root)
     maps = sorted(output.rglob("*.png"))
-    assert len(maps) == len(images), "train and test images alike"
+    assert [m.relative_to(output) for m in maps] == [
+        i.relative_to(root).with_suffix(".png") for i in images
+    ], "the training images, and only them"
     for path in images[:3]:
         stored = read_label_map((output / path.relative_to(root)).with_suffix(".png"))
         assert stored.shape == (32, 16) and set(np.unique(stored)) <= {0, 5}
@@ -412,7 +415,7 @@ def test_parse_a_torch_export_program(sysu_with_maps: tuple[Path, Path], tmp_pat
     torch.export.save(program, str(tmp_path / "parser.pt2"))
     output = tmp_path / "maps"
     count = parse_dataset("sysu_mm01", root, tmp_path / "parser.pt2", output, image_size=(16, 8))
-    assert count == len(list(root.glob("cam*/*/*.jpg"))) == len(list(output.rglob("*.png")))
+    assert count == len(training_images(root)) == len(list(output.rglob("*.png")))
 
 
 def test_parse_an_onnx_parser(sysu_with_maps: tuple[Path, Path], tmp_path: Path) -> None:
@@ -429,8 +432,27 @@ def test_parse_an_onnx_parser(sysu_with_maps: tuple[Path, Path], tmp_path: Path)
         dynamo=False,
     )
     count = parse_dataset("sysu_mm01", root, parser, tmp_path / "maps", image_size=(16, 8))
-    assert count == len(list(root.glob("cam*/*/*.jpg")))
+    assert count == len(training_images(root))
     batch = next(
         iter(SYSUMM01DataModule(root, parsing_root=tmp_path / "maps", **SMALL).train_dataloader())
     )
     assert set(batch["visible_parsing"].unique().tolist()) <= {0, 2}
+
+
+def training_images(root: Path) -> list[Path]:
+    """The images `vireid-zoo parse sysu_mm01` parses: the reader's training images."""
+    return sorted(Path(s.path) for s in SYSUMM01(root, check_counts=False).train_samples())
+
+
+def test_parse_lists_training_images_only(sysu_with_maps: tuple[Path, Path]) -> None:
+    root, _ = sysu_with_maps
+    images = dataset_images("sysu_mm01", root)
+    assert images == training_images(root)
+    assert len(images) < len(list(root.glob("cam*/*/*.jpg")))  # the test images are left out
+
+
+def test_parse_refuses_two_images_of_one_map(tmp_path: Path) -> None:
+    for suffix in (".jpg", ".png"):
+        Image.new("RGB", (8, 16)).save(tmp_path / f"person{suffix}")
+    with pytest.raises(ValueError, match="would share the map file person.png"):
+        dataset_images("folder", tmp_path)

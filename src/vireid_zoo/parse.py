@@ -27,17 +27,13 @@ from PIL import Image
 from vireid_zoo.data import LLCM, SYSUMM01, RegDB, load_image
 from vireid_zoo.data.layout import IMAGE_SUFFIXES
 from vireid_zoo.data.parsing import MAP_SUFFIX, write_label_map
+from vireid_zoo.data.regdb import TRIALS
 from vireid_zoo.data.transforms import build_test_transform
 
 Parser = Callable[[torch.Tensor], torch.Tensor]
 
-IMAGE_TREES: dict[str, tuple[str, ...]] = {
-    "sysu_mm01": tuple(f"cam{camera}" for camera in range(1, 7)),
-    "regdb": ("Visible", "Thermal"),
-    "llcm": ("train_vis", "train_nir", "test_vis", "test_nir"),
-    "folder": (".",),
-}
-"""The folders under a dataset root whose images are parsed (``folder``: everything)."""
+PARSED_DATASETS = ("sysu_mm01", "regdb", "llcm", "folder")
+"""What :func:`parse_dataset` parses: a dataset's training images, or every image of a folder."""
 
 
 class ParserError(ValueError):
@@ -100,27 +96,43 @@ def _onnx_parser(path: Path, device: str) -> Parser:
 
 
 def dataset_images(dataset: str, root: str | os.PathLike[str]) -> list[Path]:
-    """Every image file of the dataset's image trees, sorted; the layout is validated first."""
-    if dataset not in IMAGE_TREES:
-        raise ValueError(f"unknown dataset {dataset!r}: use one of {list(IMAGE_TREES)}")
+    """The images to parse, sorted: a dataset's training images, as its reader lists them.
+
+    Only training uses parsing maps (CSCL's part supervision), so the test images are not
+    parsed. SYSU-MM01: the train and val identities (the standard 395); RegDB: the training
+    images of all 10 trials; LLCM: the images of ``idx/train_vis.txt`` and
+    ``idx/train_nir.txt``; ``folder``: every image under ``root``.
+
+    Raises:
+        ValueError: an unknown dataset, or two images that would share a map file.
+        FileNotFoundError: a missing root or no image.
+    """
+    if dataset not in PARSED_DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {list(PARSED_DATASETS)}")
     root = Path(root).expanduser()
     if dataset == "sysu_mm01":
-        SYSUMM01(root, check_counts=False)
+        paths = [s.path for s in SYSUMM01(root, check_counts=False).train_samples()]
     elif dataset == "regdb":
-        RegDB(root, 1, check_counts=False)
+        splits = (RegDB(root, trial, check_counts=False) for trial in TRIALS)
+        paths = [s.path for split in splits for s in split.train_samples()]
     elif dataset == "llcm":
-        LLCM(root, check_counts=False)
+        paths = [s.path for s in LLCM(root, check_counts=False).train_samples()]
     elif not root.is_dir():
         raise FileNotFoundError(f"dataset folder {root} does not exist")
-    images = [
-        path
-        for tree in IMAGE_TREES[dataset]
-        for path in (root / tree).rglob("*")
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-    ]
+    else:
+        paths = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    images = sorted({Path(path) for path in paths})
     if not images:
-        raise FileNotFoundError(f"no image under {root} ({', '.join(IMAGE_TREES[dataset])})")
-    return sorted(images)
+        raise FileNotFoundError(f"no image to parse under {root}")
+    by_map: dict[Path, Path] = {}
+    for image in images:
+        other = by_map.setdefault(image.with_suffix(MAP_SUFFIX), image)
+        if other != image:
+            raise ValueError(
+                f"{other} and {image} would share the map file {image.with_suffix(MAP_SUFFIX).name}"
+                ": rename one of them"
+            )
+    return images
 
 
 def as_labels(output: object, batch: int, source: str) -> torch.Tensor:
@@ -200,10 +212,11 @@ def parse_dataset(
     overwrite: bool = False,
     device: str = "cpu",
 ) -> int:
-    """Write the part-label map of every image of a dataset; return how many.
+    """Write the part-label map of every training image of a dataset; return how many.
 
     Args:
-        dataset: ``sysu_mm01``, ``regdb``, ``llcm`` or ``folder`` (every image under root).
+        dataset: ``sysu_mm01``, ``regdb``, ``llcm`` (the training images, see
+            :func:`dataset_images`) or ``folder`` (every image under root).
         root: The dataset root.
         parser: TorchScript or ONNX file (see the module docstring).
         output: The parsing root to create (the datamodules' ``parsing_root``).
@@ -222,7 +235,9 @@ def parse_dataset(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     root, output = Path(root).expanduser(), Path(output).expanduser()
     images = dataset_images(dataset, root)
-    _check_output_outside(output, root, IMAGE_TREES[dataset])
+    # The top folders of the parsed images (all of root for a folder: maps are images too).
+    trees = ["."] if dataset == "folder" else sorted({p.relative_to(root).parts[0] for p in images})
+    _check_output_outside(output, root, trees)
     run = load_parser(parser, device)
     transform = build_test_transform(image_size)
     with staged_output(output, overwrite) as staging:
