@@ -34,8 +34,6 @@ import argparse
 import importlib
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -45,8 +43,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vireid_zoo.evaluation.functional import evaluate, evaluate_features
-from vireid_zoo.evaluation.rerank import RerankConfig, k_reciprocal_rerank
+sys.path.insert(0, os.path.dirname(__file__))
+from measure import peak_memory_mb, run_isolated  # noqa: E402
+from vireid_zoo.evaluation.functional import evaluate, evaluate_features  # noqa: E402
+from vireid_zoo.evaluation.rerank import RerankConfig, k_reciprocal_rerank  # noqa: E402
 
 FEATURE_DIM = 2048
 TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
@@ -140,11 +140,6 @@ def current_rss_mb() -> float:
     raise RuntimeError("VmRSS not found in /proc/self/status")
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def l2_normalise_(features: torch.Tensor) -> torch.Tensor:
     """Normalise rows in place (no temporary copy that would inflate the peak RSS)."""
     return features.div_(features.norm(dim=1, keepdim=True))
@@ -200,24 +195,10 @@ def run_worker(case: Case, method: str, repeats: int) -> dict[str, object]:
         "times": times,
         "trials": trials,
         "rss_inputs_mb": rss_inputs,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_memory_mb(torch.device("cpu")),
         "mAP": float(np.mean(maps)),
         "rank1": float(np.mean(rank1s)),
     }
-
-
-def run_in_subprocess(
-    case: Case, method: str, repeats: int, threads: int | None
-) -> dict[str, object]:
-    """Run :func:`run_worker` in a fresh interpreter so that its peak RSS is its own."""
-    command = [sys.executable, __file__, "--worker", f"{case.name}:{method}"]
-    command += ["--repeats", str(repeats)]
-    if threads is not None:
-        command += ["--threads", str(threads)]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(f"{case.name}:{method} failed:\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def format_row(case: Case, method: str, report: dict[str, object]) -> str:
@@ -266,7 +247,11 @@ def main() -> None:
         case = CASES[name]
         best_per_trial = {}
         for method in case.methods:
-            report = run_in_subprocess(case, method, args.repeats, args.threads)
+            threads = ["--threads", str(args.threads)] if args.threads is not None else []
+            # A fresh interpreter per run, so that its peak RSS is its own.
+            report = run_isolated(
+                __file__, f"{case.name}:{method}", "--repeats", str(args.repeats), *threads
+            )
             print(format_row(case, method, report), flush=True)
             best_per_trial[method] = min(report["times"]) / report["trials"]
         if "reference" in best_per_trial:
