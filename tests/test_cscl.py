@@ -338,16 +338,20 @@ def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, base / "parsing"
 
 
-def test_fit_then_test_through_the_cli(
-    parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    root, parsing = parsed_sysu
-    config = write_config(
+def cscl_config(tmp_path: Path, root: Path, parsing: Path) -> Path:
+    """A CLI config that trains CSCL on ``root`` with the part maps under ``parsing``."""
+    return write_config(
         tmp_path,
         root,
         model_class="vireid_zoo.models.CSCLModule",
         data={"parsing_root": str(parsing)},
     )
+
+
+def test_fit_then_test_through_the_cli(
+    parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = cscl_config(tmp_path, *parsed_sysu)
     assert main(["fit", "--config", str(config)]) == 0
     checkpoint = next((tmp_path / "run").rglob("*.ckpt"))
     hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
@@ -370,13 +374,7 @@ def test_fit_without_maps_names_parsing_root(
 def test_fit_refuses_a_grouping_of_another_part_count(
     parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root, parsing = parsed_sysu
-    config = write_config(
-        tmp_path,
-        root,
-        model_class="vireid_zoo.models.CSCLModule",
-        data={"parsing_root": str(parsing)},
-    )
+    config = cscl_config(tmp_path, *parsed_sysu)
     assert main(["fit", "--config", str(config), "--model.init_args.num_parts", "3"]) == 2
     err = capsys.readouterr().err
     assert "num_parts=3" in err and "model.init_args.num_parts to 4" in err
