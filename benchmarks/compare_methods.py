@@ -1,13 +1,13 @@
 """Every method of the zoo on the demo's synthetic data and budget, next to AGW.
 
 For each method, in a fresh process: the demo's synthetic SYSU-MM01 (``--size``, cached),
-the method's LightningModule with the demo's CPU recipe (``vireid_zoo.demo.demo_recipe``:
+the method's LightningModule with the demo's CPU recipe (``vireid_zoo.cli.demo.demo_recipe``:
 ResNet-18 without ImageNet weights, Adam, the size's epochs), ``Trainer.fit``, then the
 SYSU-MM01 test protocol (all-search and indoor, 10 trials). Prints the trained mAP and
 Rank-1 (mean ± std over trials), training images/s (visible + infrared, data loading
 excluded) and the process's peak memory, each relative to AGW. A method that trains with
 human-parsing maps (``requires_parsing = True``: CSCL) gets the same images written
-together with their true part maps (``vireid_zoo.demo.synthetic_sysu_with_parsing``).
+together with their true part maps (``vireid_zoo.cli.demo.synthetic_sysu_with_parsing``).
 
 Usage: ``python benchmarks/compare_methods.py [--size small] [--methods agw,mhn]
 [--epochs N] [--set ARG=VALUE ...]``. ``--set`` passes a constructor argument to every
@@ -29,7 +29,7 @@ from lightning.pytorch import seed_everything
 
 sys.path.insert(0, os.path.dirname(__file__))
 from measure import TrainingThroughput, peak_memory_mb, run_isolated  # noqa: E402
-from vireid_zoo.demo import (  # noqa: E402
+from vireid_zoo.cli.demo import (
     SIZES,
     cpu_trainer,
     default_cache_dir,

@@ -6,7 +6,7 @@ Registered in ``mkdocs.yml`` (``hooks: [docs/hooks.py]``). At every build they
   without any change here) and write the **Model zoo** page (``models/index.md``): every
   architecture of :func:`vireid_zoo.list_models`, grouped by method, with its parameter
   count (built with ``num_classes=0``), embedding dimension, the network class's
-  ``paper`` and the weights :func:`vireid_zoo.pretrained.list_pretrained` publishes;
+  ``paper`` and the weights :func:`vireid_zoo.models.registry.list_pretrained` publishes;
 - turn each ``src/vireid_zoo/models/<method>/README.md`` into a page ``models/<method>.md``
   followed by the method package's API reference (a method without a README gets a page
   with its variants and API reference), and add the pages to the navigation;
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # MkDocs is only needed to build the site, not to import this
     from mkdocs.structure.files import Files
     from mkdocs.structure.pages import Page
 
-    from vireid_zoo.pretrained import PretrainedConfig
+    from vireid_zoo.core.contract import PretrainedConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS_DIR = REPO_ROOT / "docs"
@@ -174,7 +174,7 @@ def zoo_markdown(
     Args:
         infos: Every registered architecture.
         pretrained: Published pretrained names (``<architecture>.<tag>``) -> their
-            :class:`~vireid_zoo.pretrained.PretrainedConfig`.
+            :class:`~vireid_zoo.core.contract.PretrainedConfig`.
         method_pages: Method package -> its page, relative to the zoo page.
 
     Returns:
@@ -196,7 +196,7 @@ def zoo_markdown(
         "- **embedding dim**: the size of `net.extract_features(images, modality)`'s "
         "L2-normalised output.",
         "- **pretrained**: weights published on the Hugging Face Hub and registered in "
-        "`vireid_zoo.pretrained.list_pretrained()`.",
+        "`vireid_zoo.list_pretrained()`.",
         "",
         "```python",
         "import vireid_zoo as vz",
@@ -227,7 +227,7 @@ def zoo_markdown(
     else:
         lines += [
             '!!! note "No pretrained weights are published yet"',
-            "    `vireid_zoo.pretrained.list_pretrained()` is empty: no weights trained with "
+            "    `vireid_zoo.list_pretrained()` is empty: no weights trained with "
             "this zoo have been published. `create_model(name, pretrained=True)` therefore "
             "raises an error for every architecture. Train a model yourself "
             "([Training](../training.md)), or load weights you saved or published with "
@@ -393,7 +393,7 @@ def rewrite_links(
 
 def _generated_pages(methods: list[str]) -> dict[str, tuple[str, str]]:
     """Docs-relative URI -> (Markdown, origin path) of every generated page."""
-    from vireid_zoo.pretrained import list_pretrained, pretrained_config
+    from vireid_zoo.models.registry import list_pretrained, pretrained_config
 
     infos = registry_infos(methods)
     pretrained = {name: pretrained_config(name) for name in list_pretrained()}

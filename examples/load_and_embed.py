@@ -5,7 +5,7 @@ contract) and a model card; ``vz.create_model("local-dir:FOLDER")`` or
 ``vz.create_model("hf-hub:ORG/NAME[@REVISION]")`` rebuilds the network from them, with
 its input contract in ``net.pretrained_cfg``. The script checks that the reloaded network
 gives exactly the same embeddings, then searches a gallery of visible images for each
-infrared query image with :func:`vireid_zoo.retrieval.search` and draws the ranked lists:
+infrared query image with :func:`vireid_zoo.deploy.retrieval.search` and draws the ranked lists:
 
     python examples/load_and_embed.py           # an untrained AGW, synthetic images
     python examples/load_and_embed.py --source hf-hub:ORG/NAME --query night/ --gallery day/
@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 import vireid_zoo as vz
+from vireid_zoo.core.contract import PretrainedConfig
 from vireid_zoo.data.synthetic import make_sysu_mm01
+from vireid_zoo.deploy.retrieval import plot_search, search
 from vireid_zoo.models import VIReIDNetwork
-from vireid_zoo.pretrained import PretrainedConfig
-from vireid_zoo.retrieval import plot_search, search
 
 
 def save_and_reload(folder: Path, input_size: tuple[int, int]) -> VIReIDNetwork:

@@ -221,7 +221,7 @@ def test_search_ranks_a_gallery_folder_for_each_query(
 def test_a_checkpoint_keeps_the_input_contract_it_was_trained_with(
     fitted: tuple[Path, Path],
 ) -> None:
-    from vireid_zoo.inference import load_inference_network
+    from vireid_zoo.deploy.inference import load_inference_network
 
     _, checkpoint = fitted
     cfg = load_inference_network(str(checkpoint)).pretrained_cfg

@@ -312,7 +312,7 @@ def test_gradient_routing(module: CSCLModule) -> None:
 
 
 def test_registered_demo_recipe_arguments_are_accepted() -> None:
-    from vireid_zoo.demo import demo_recipe
+    from vireid_zoo.cli.demo import demo_recipe
 
     module = demo_recipe(CSCLModule, 5, epochs=3)
     assert isinstance(module.net, CSCL) and module.net.backbone.arch == "resnet18"

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from vireid_zoo.cli import main
-from vireid_zoo.demo import SIZES, run_demo, synthetic_sysu
+from vireid_zoo.cli.demo import SIZES, run_demo, synthetic_sysu
 
 
 @pytest.mark.slow
@@ -37,7 +37,7 @@ def test_tiny_demo_trains_scores_and_draws(tmp_path: Path, monkeypatch: pytest.M
     def no_writing(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached dataset was written again")
 
-    monkeypatch.setattr("vireid_zoo.demo.make_sysu_mm01", no_writing)
+    monkeypatch.setattr("vireid_zoo.cli.demo.make_sysu_mm01", no_writing)
     assert synthetic_sysu(SIZES["tiny"], tmp_path / "cache", 0) == cached[0]
 
 

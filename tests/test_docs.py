@@ -17,7 +17,7 @@ from types import ModuleType
 import pytest
 
 import vireid_zoo as vz
-from vireid_zoo.pretrained import PretrainedConfig
+from vireid_zoo.core.contract import PretrainedConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOOKS_FILE = REPO_ROOT / "docs" / "hooks.py"

@@ -10,7 +10,12 @@ import torch
 from torch import nn
 
 from vireid_zoo import create_model
-from vireid_zoo.export import ExportParityError, _write_atomically, check_onnx_parity, to_onnx
+from vireid_zoo.deploy.export import (
+    ExportParityError,
+    _write_atomically,
+    check_onnx_parity,
+    to_onnx,
+)
 from vireid_zoo.models.network import VIReIDNetwork
 
 onnx = pytest.importorskip("onnx")
@@ -134,7 +139,7 @@ def test_interrupted_write_leaves_no_partial_file(
     def fail(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("vireid_zoo.export.os.replace", fail)
+    monkeypatch.setattr("vireid_zoo.deploy.export.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         _write_atomically(tmp_path / "out" / "m.onnx", b"model")
     assert list((tmp_path / "out").iterdir()) == []

@@ -12,10 +12,10 @@ from safetensors.torch import load_file, save_file
 import vireid_zoo as vz
 from test_cli import write_config
 from vireid_zoo.cli import main
-from vireid_zoo.hub import WeightsMismatchError
+from vireid_zoo.core.contract import PretrainedConfig
+from vireid_zoo.core.weights import WeightsMismatchError
 from vireid_zoo.models import AGW, AGWModule, CheckpointMismatchError
 from vireid_zoo.models.network import VIReIDNetwork
-from vireid_zoo.pretrained import PretrainedConfig
 
 
 @pytest.fixture()
@@ -247,7 +247,7 @@ def test_hf_hub_source_never_reads_a_local_folder_of_that_name(
 ) -> None:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from vireid_zoo.hub import resolve_files
+    from vireid_zoo.core.sources import resolve_files
 
     AGW(5, arch="resnet18").save_pretrained(tmp_path / "org" / "name")
     monkeypatch.chdir(tmp_path)

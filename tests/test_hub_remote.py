@@ -15,13 +15,14 @@ import torch
 
 import vireid_zoo as vz
 from hub_server import FakeHub
-from vireid_zoo.pretrained import PretrainedConfig
+from vireid_zoo.core.contract import PretrainedConfig
 
 # Runs in a fresh interpreter: loads argv[1] (a create_model name) and prints embeddings.
 LOAD_SCRIPT = """
 import json, sys, torch
 import vireid_zoo as vz
-from vireid_zoo.pretrained import PretrainedConfig, register_pretrained
+from vireid_zoo.core.contract import PretrainedConfig
+from vireid_zoo.models.registry import register_pretrained
 if len(sys.argv) > 2:  # register a published name pointing at the Hub repository
     register_pretrained(sys.argv[1], PretrainedConfig(**json.loads(sys.argv[2])))
     net = vz.create_model(sys.argv[1], pretrained=True)

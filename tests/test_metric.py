@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "distributed"))
 
 from metric_case import build_case, results_as_json  # noqa: E402
 
-from vireid_zoo.data.records import MODALITY_CODES  # noqa: E402
+from vireid_zoo.core.records import MODALITY_CODES
 from vireid_zoo.evaluation import (  # noqa: E402
     RerankConfig,
     RetrievalMetric,

@@ -13,6 +13,8 @@ import torch
 from PIL import Image
 
 from vireid_zoo.cli import main
+from vireid_zoo.cli.parse import dataset_images, parse_dataset
+from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
 from vireid_zoo.data import LLCMDataModule, RegDBDataModule, SYSUMM01DataModule
 from vireid_zoo.data.parsing import (
     IGNORE_INDEX,
@@ -35,13 +37,7 @@ from vireid_zoo.data.synthetic import (
 )
 from vireid_zoo.data.synthetic.seeding import _image_rng
 from vireid_zoo.data.sysu_mm01 import SYSUMM01
-from vireid_zoo.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    build_paired_train_transform,
-    build_train_transform,
-)
-from vireid_zoo.parse import dataset_images, parse_dataset
+from vireid_zoo.data.transforms import build_paired_train_transform, build_train_transform
 
 SMALL = {
     "image_size": (32, 16),

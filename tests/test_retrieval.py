@@ -8,11 +8,17 @@ from PIL import Image
 
 from vireid_zoo import create_model
 from vireid_zoo.data.datasets import load_image
-from vireid_zoo.data.records import ImageDecodeError
+from vireid_zoo.data.errors import ImageDecodeError
 from vireid_zoo.data.transforms import build_test_transform
+from vireid_zoo.deploy.retrieval import (
+    SearchResult,
+    find_images,
+    plot_search,
+    search,
+    top_k_similar,
+)
+from vireid_zoo.deploy.visualization import plot_image_rows
 from vireid_zoo.models.network import VIReIDNetwork
-from vireid_zoo.retrieval import SearchResult, find_images, plot_search, search, top_k_similar
-from vireid_zoo.visualization import plot_image_rows
 
 SIZE = (64, 32)
 

@@ -7,13 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
+from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
 from vireid_zoo.data import ImageDecodeError, RandomChannelSelection, load_image
-from vireid_zoo.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    build_test_transform,
-    build_train_transform,
-)
+from vireid_zoo.data.transforms import build_test_transform, build_train_transform
 
 
 def picture(height: int = 40, width: int = 20) -> Image.Image:

@@ -5,9 +5,9 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from vireid_zoo.core.records import Sample
 from vireid_zoo.data import SYSUMM01
-from vireid_zoo.data.records import Sample
-from vireid_zoo.visualization import plot_cmc, plot_ranked_lists, rank_gallery
+from vireid_zoo.deploy.visualization import plot_cmc, plot_ranked_lists, rank_gallery
 
 
 def sample(pid: int, camid: int, modality: str = "visible") -> Sample:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from vireid_zoo.data.records import Sample
+from vireid_zoo.core.records import Sample
 from vireid_zoo.evaluation import EvaluationSuite, MultiTrialResult, TaskSpec, seeded_gallery_trial
 
 

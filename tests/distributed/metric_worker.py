@@ -14,7 +14,7 @@ import torch.distributed as dist
 from metric_case import build_case, results_as_json
 from torch.utils.data import DistributedSampler
 
-from vireid_zoo.data.records import MODALITY_CODES
+from vireid_zoo.core.records import MODALITY_CODES
 from vireid_zoo.evaluation import RetrievalMetric
 
 

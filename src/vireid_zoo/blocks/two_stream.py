@@ -14,7 +14,6 @@ import copy
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
 
 import timm
 import torch
@@ -22,7 +21,7 @@ from safetensors.torch import load_file
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
-Modality = Literal["visible", "infrared"]
+from vireid_zoo.core.records import Modality
 
 #: timm architectures with the plain ResNet layout (7x7 stem, 1x1-conv downsample paths).
 SUPPORTED_ARCHS: tuple[str, ...] = (

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 from vireid_zoo.cli import data, models
 from vireid_zoo.cli.lightning import LIGHTNING_COMMANDS, VIReIDCLI, run_lightning
-from vireid_zoo.data.records import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
-from vireid_zoo.hub import WeightsMismatchError
+from vireid_zoo.core.weights import WeightsMismatchError
+from vireid_zoo.data.errors import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
 from vireid_zoo.models.base import CheckpointMismatchError
 
 __all__ = ["VIReIDCLI", "build_parser", "main", "one_paragraph", "run_lightning"]

@@ -96,7 +96,7 @@ def _inspect(args: argparse.Namespace) -> None:
 
 
 def _parse(args: argparse.Namespace) -> None:
-    from vireid_zoo.parse import parse_dataset
+    from vireid_zoo.cli.parse import parse_dataset
 
     count = parse_dataset(
         args.dataset,

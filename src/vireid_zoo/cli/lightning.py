@@ -9,8 +9,8 @@ from typing import Any
 from lightning.pytorch.cli import LightningCLI
 
 from vireid_zoo.data import VIReIDDataModule
+from vireid_zoo.evaluation.results import write_results
 from vireid_zoo.models.base import VIReIDModule
-from vireid_zoo.publish import write_results
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from vireid_zoo.cli.data import image_size
-from vireid_zoo.publish import publish
+from vireid_zoo.cli.lightning import run_lightning
+from vireid_zoo.evaluation.results import RESULTS_NAME
+from vireid_zoo.hub.publish import publish
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from vireid_zoo.demo import SIZES, run_demo
+    from vireid_zoo.cli.demo import SIZES, run_demo
 
     preset = SIZES[args.size]
     print(
@@ -37,21 +40,37 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _publish(args: argparse.Namespace) -> None:
-    where = publish(
-        args.checkpoint,
-        args.repo_id,
-        results=args.results,
-        config=args.config,
-        output=args.output,
-        private=args.private,
-        license=args.license,
-    )
+    with tempfile.TemporaryDirectory() as scratch:
+        results = args.results
+        if args.config is not None:  # measure the checkpoint now, with that config
+            run_lightning(
+                [
+                    "test",
+                    "--config",
+                    str(args.config),
+                    "--ckpt_path",
+                    str(args.checkpoint),
+                    "--trainer.logger",
+                    "false",
+                    "--trainer.default_root_dir",
+                    scratch,
+                ]
+            )
+            results = Path(scratch) / RESULTS_NAME
+        where = publish(
+            args.checkpoint,
+            args.repo_id,
+            results=results,
+            output=args.output,
+            private=args.private,
+            license=args.license,
+        )
     print(f"published {args.checkpoint} as {args.repo_id}: {where}")
 
 
 def _export(args: argparse.Namespace) -> None:
-    from vireid_zoo.export import to_onnx
-    from vireid_zoo.inference import load_inference_network
+    from vireid_zoo.deploy.export import to_onnx
+    from vireid_zoo.deploy.inference import load_inference_network
 
     single_file = args.output.suffix == ".onnx"
     if single_file and args.modality == "both":
@@ -79,8 +98,8 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _search(args: argparse.Namespace) -> None:
-    from vireid_zoo.inference import load_inference_network
-    from vireid_zoo.retrieval import plot_search, search
+    from vireid_zoo.deploy.inference import load_inference_network
+    from vireid_zoo.deploy.retrieval import plot_search, search
 
     net = load_inference_network(args.model, allow_untrained=args.allow_untrained)
     result = search(

@@ -10,19 +10,18 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
+from vireid_zoo.core.records import Sample
 from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, training_labels
 from vireid_zoo.data.folder import ManifestDataset
 from vireid_zoo.data.llcm import LLCM
 from vireid_zoo.data.llcm import Direction as LLCMDirection
 from vireid_zoo.data.parsing import PartGrouping, PartMaps
-from vireid_zoo.data.records import Sample
 from vireid_zoo.data.regdb import Direction as RegDBDirection
 from vireid_zoo.data.regdb import RegDB
 from vireid_zoo.data.sampler import CrossModalityIdentitySampler
 from vireid_zoo.data.sysu_mm01 import SYSUMM01, GallerySampling, SearchMode
 from vireid_zoo.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     build_paired_train_transform,
     build_test_transform,
     build_train_transform,

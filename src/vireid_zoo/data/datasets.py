@@ -10,7 +10,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from vireid_zoo.data.records import MODALITY_CODES, ImageDecodeError, Sample
+from vireid_zoo.core.records import MODALITY_CODES, Sample
+from vireid_zoo.data.errors import ImageDecodeError
 
 if TYPE_CHECKING:
     from vireid_zoo.data.parsing import PartMaps

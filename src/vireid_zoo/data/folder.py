@@ -8,13 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from vireid_zoo.data.records import (
-    MODALITY_CODES,
-    DatasetFormatError,
-    DatasetNotFoundError,
-    Modality,
-    Sample,
-)
+from vireid_zoo.core.records import MODALITY_CODES, Modality, Sample
+from vireid_zoo.data.errors import DatasetFormatError, DatasetNotFoundError
 from vireid_zoo.evaluation.functional import PROTOCOLS, Protocol
 from vireid_zoo.evaluation.protocols import TaskSpec, seeded_gallery_trial
 

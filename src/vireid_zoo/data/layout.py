@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vireid_zoo.data.records import DatasetFormatError, DatasetNotFoundError, Modality, Sample
+from vireid_zoo.core.records import Modality, Sample
+from vireid_zoo.data.errors import DatasetFormatError, DatasetNotFoundError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 

@@ -8,6 +8,8 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from vireid_zoo.core.records import Modality, Sample
+from vireid_zoo.data.errors import DatasetFormatError, warn_count
 from vireid_zoo.data.layout import (
     IdentityCameraFolder,
     IndexEntry,
@@ -18,7 +20,6 @@ from vireid_zoo.data.layout import (
     require,
     walk_identity_folders,
 )
-from vireid_zoo.data.records import DatasetFormatError, Modality, Sample, warn_count
 from vireid_zoo.evaluation.protocols import TaskSpec, seeded_gallery_trial
 
 Direction = Literal["ir_to_vis", "vis_to_ir"]

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from vireid_zoo.data.records import ImageDecodeError, Sample
+from vireid_zoo.core.records import Sample
+from vireid_zoo.data.errors import ImageDecodeError
 
 IGNORE_INDEX = 255
 """Value of ignored pixels in grouped maps (and the parsing loss's ``ignore_index``)."""

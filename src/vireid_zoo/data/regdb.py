@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from vireid_zoo.core.records import Modality, Sample
+from vireid_zoo.data.errors import warn_count
 from vireid_zoo.data.layout import read_index_file, require
-from vireid_zoo.data.records import Modality, Sample, warn_count
 from vireid_zoo.evaluation.protocols import TaskSpec
 
 Direction = Literal["visible_to_thermal", "thermal_to_visible"]

@@ -9,6 +9,8 @@ from typing import Literal
 
 import numpy as np
 
+from vireid_zoo.core.records import Sample
+from vireid_zoo.data.errors import DatasetFormatError, warn_count
 from vireid_zoo.data.layout import (
     IdentityCameraFolder,
     flatten,
@@ -17,7 +19,6 @@ from vireid_zoo.data.layout import (
     require,
     walk_identity_folders,
 )
-from vireid_zoo.data.records import DatasetFormatError, Sample, warn_count
 from vireid_zoo.evaluation.protocols import TaskSpec, seeded_gallery_trial
 
 SearchMode = Literal["all", "indoor"]

@@ -21,8 +21,7 @@ from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
 
 INTERPOLATIONS: dict[str, InterpolationMode] = {
     "bilinear": InterpolationMode.BILINEAR,

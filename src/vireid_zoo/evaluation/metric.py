@@ -8,7 +8,7 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from vireid_zoo.data.records import MODALITY_CODES
+from vireid_zoo.core.records import MODALITY_CODES
 from vireid_zoo.evaluation.protocols import EvaluationSuite, MultiTrialResult, run_trials
 from vireid_zoo.evaluation.rerank import RerankConfig
 

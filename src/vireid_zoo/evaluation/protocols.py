@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vireid_zoo.data.records import MODALITY_CODES, Sample
+from vireid_zoo.core.records import MODALITY_CODES, Sample
 from vireid_zoo.evaluation.functional import (
     PROTOCOLS,
     Protocol,

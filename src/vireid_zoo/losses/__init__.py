@@ -1,22 +1,18 @@
 """Losses shared by the methods: identity, triplet and centre losses."""
 
-from vireid_zoo.losses.centre import HeteroCenterTripletLoss, modality_centres
-from vireid_zoo.losses.distance import pairwise_euclidean
-from vireid_zoo.losses.identity import IdentityLoss
-from vireid_zoo.losses.triplet import (
-    BatchHardTripletLoss,
-    TripletKind,
-    WeightedRegularizationTripletLoss,
-    make_triplet_loss,
-)
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "BatchHardTripletLoss",
-    "HeteroCenterTripletLoss",
-    "IdentityLoss",
-    "TripletKind",
-    "WeightedRegularizationTripletLoss",
-    "make_triplet_loss",
-    "modality_centres",
-    "pairwise_euclidean",
-]
+from vireid_zoo.core.lazy import attach
+
+if TYPE_CHECKING:
+    from vireid_zoo.losses.centre import HeteroCenterTripletLoss, modality_centres
+    from vireid_zoo.losses.distance import pairwise_euclidean
+    from vireid_zoo.losses.identity import IdentityLoss
+    from vireid_zoo.losses.triplet import (
+        BatchHardTripletLoss,
+        TripletKind,
+        WeightedRegularizationTripletLoss,
+        make_triplet_loss,
+    )
+
+__getattr__, __dir__, __all__ = attach(__name__, __file__)

@@ -10,9 +10,10 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from vireid_zoo.data.records import MODALITY_CODES
+from vireid_zoo.core.records import MODALITY_CODES
+from vireid_zoo.core.sources import read_config, resolve_files
+from vireid_zoo.core.weights import load_weights_strict, read_weights
 from vireid_zoo.evaluation import EvaluationSuite, MultiTrialResult, RerankConfig, RetrievalMetric
-from vireid_zoo.hub import load_weights_strict, read_config, read_weights, resolve_files
 from vireid_zoo.models.network import VIReIDNetwork
 
 Stage = Literal["val", "test"]

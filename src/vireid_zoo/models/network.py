@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -13,22 +14,17 @@ from huggingface_hub import PyTorchModelHubMixin
 from safetensors.torch import save_model
 from torch import nn
 
-from vireid_zoo.blocks import Modality, TwoStreamResNet
-from vireid_zoo.hub import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    load_weights_strict,
-    model_card,
-    read_config,
-    read_weights,
-    resolve_files,
-)
-from vireid_zoo.pretrained import (
+from vireid_zoo.blocks import TwoStreamResNet
+from vireid_zoo.core.card import model_card
+from vireid_zoo.core.contract import (
     HF_HUB_PREFIX,
     LOCAL_DIR_PREFIX,
     PretrainedConfig,
     parse_hub_source,
 )
+from vireid_zoo.core.records import Modality
+from vireid_zoo.core.sources import CONFIG_NAME, WEIGHTS_NAME, read_config, resolve_files
+from vireid_zoo.core.weights import load_weights_strict, read_weights
 
 N = TypeVar("N", bound="VIReIDNetwork")
 
@@ -130,7 +126,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
             "pretrained_cfg": cfg.to_dict(),
         }
         (save_directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True))
-        model_card(self, cfg).save(save_directory / "README.md")
+        model_card(self.method_name, self.paper, cfg).save(save_directory / "README.md")
 
     # Loading ---------------------------------------------------------------------------------
 
@@ -197,6 +193,9 @@ def _download_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
 def network_class(config: dict[str, Any], source: str) -> type[VIReIDNetwork]:
     """The zoo class a saved ``config.json`` names (only classes the zoo defines)."""
     name = config.get("network_class")
+    if isinstance(name, str) and name.startswith("vireid_zoo.models.") and "." in name:
+        # Importing the zoo's own module registers the class; nothing else is imported.
+        importlib.import_module(name.rsplit(".", 1)[0])
     if name not in NETWORK_CLASSES:
         raise ValueError(
             f"{source}: config.json names network class {name!r}, which is not a vireid-zoo "

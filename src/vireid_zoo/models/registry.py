@@ -7,22 +7,27 @@ pretrained name (``"agw_resnet50.sysu_mm01"`` with ``pretrained=True``), a Hub r
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import importlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from vireid_zoo.core.contract import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, PretrainedConfig
 from vireid_zoo.models.network import VIReIDNetwork, load_network
-from vireid_zoo.pretrained import (
-    HF_HUB_PREFIX,
-    LOCAL_DIR_PREFIX,
-    list_pretrained,
-    pretrained_config,
-)
 
 Factory = Callable[..., VIReIDNetwork]
 F = TypeVar("F", bound=Factory)
 
 _REGISTRY: dict[str, Factory] = {}
+BUILTIN_METHODS = ("agw", "mhn", "emif", "cscl")
+"""Method packages of the zoo; each registers its networks when it is imported."""
+
+
+def _import_builtin_methods() -> None:
+    """Import the zoo's method packages (once), so that their networks are registered."""
+    for method in BUILTIN_METHODS:
+        importlib.import_module(f"vireid_zoo.models.{method}")
 
 
 def register_model(factory: F) -> F:
@@ -36,6 +41,7 @@ def register_model(factory: F) -> F:
 
 def list_models(pattern: str = "*") -> list[str]:
     """Registered architecture names matching a shell-style ``pattern``, sorted."""
+    _import_builtin_methods()
     return sorted(name for name in _REGISTRY if fnmatch.fnmatch(name, pattern))
 
 
@@ -44,7 +50,7 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
 
     Args:
         name: ``"<architecture>"`` or ``"<architecture>.<tag>"`` (see :func:`list_models`
-            and :func:`~vireid_zoo.pretrained.list_pretrained`), ``"hf-hub:ORG/NAME"``
+            and :func:`list_pretrained`), ``"hf-hub:ORG/NAME"``
             (optionally ``@REVISION``) or ``"local-dir:PATH"``.
         pretrained: Load the published weights of ``<architecture>.<tag>`` (for a bare
             architecture, its only published tag). Hub and folder sources always load
@@ -58,9 +64,13 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
     if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         return load_network(name, **kwargs)
     architecture, _, tag = name.partition(".")
+    _import_builtin_methods()
     if architecture not in _REGISTRY:
-        close = [n for n in _REGISTRY if architecture.split("_")[0] in n] or list_models()
-        raise ValueError(f"unknown model {name!r}; registered models include {close[:12]}")
+        close = difflib.get_close_matches(architecture, _REGISTRY, n=3)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        raise ValueError(
+            f"unknown model {name!r}{hint}; registered models: {', '.join(list_models())}"
+        )
     if not pretrained:
         return _REGISTRY[architecture](**kwargs)
     if not tag:
@@ -75,3 +85,38 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
     config = pretrained_config(name)
     revision = f"@{config.revision}" if config.revision else ""
     return load_network(f"{HF_HUB_PREFIX}{config.hub_id}{revision}", **kwargs)
+
+
+_PRETRAINED: dict[str, PretrainedConfig] = {}
+
+
+def register_pretrained(name: str, config: PretrainedConfig) -> None:
+    """Register published weights as ``<architecture>.<tag>``; they must exist on the Hub."""
+    architecture, _, tag = name.partition(".")
+    if not tag or architecture != config.architecture or config.hub_id is None:
+        raise ValueError(
+            f"a pretrained name is '<architecture>.<tag>' with the config's architecture and "
+            f"a hub_id; got {name!r} for {config.architecture!r} (hub_id={config.hub_id!r})"
+        )
+    _PRETRAINED[name] = config
+
+
+def unregister_pretrained(name: str) -> None:
+    """Remove a registered pretrained name (tests and users registering their own)."""
+    _PRETRAINED.pop(name, None)
+
+
+def list_pretrained(pattern: str = "*") -> list[str]:
+    """Registered ``<architecture>.<tag>`` names whose weights are published."""
+    return sorted(name for name in _PRETRAINED if fnmatch.fnmatch(name, pattern))
+
+
+def pretrained_config(name: str) -> PretrainedConfig:
+    """The registered configuration of ``<architecture>.<tag>``."""
+    if name not in _PRETRAINED:
+        published = list_pretrained() or "none yet"
+        raise ValueError(
+            f"no published weights are registered as {name!r} (published: {published}). Load "
+            "your own weights with 'hf-hub:ORG/NAME[@REVISION]' or 'local-dir:PATH'."
+        )
+    return _PRETRAINED[name]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vireid_zoo.core.records import MODALITIES, Modality, modality_code
 from vireid_zoo.data.llcm import INFRARED_CAMERAS, VISIBLE_CAMERAS
-from vireid_zoo.data.records import MODALITIES, Modality, modality_code
 from vireid_zoo.data.synthetic.appearance import CameraAppearance, Identity
 from vireid_zoo.data.synthetic.checks import (
     _check_image_size,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vireid_zoo.data.records import Modality, modality_code
+from vireid_zoo.core.records import Modality, modality_code
 from vireid_zoo.data.synthetic.appearance import CameraAppearance, Identity, Material, Pose
 from vireid_zoo.data.synthetic.checks import _check_image_size
 from vireid_zoo.data.synthetic.figure import (

@@ -13,10 +13,10 @@ from torch import nn
 from vireid_zoo.blocks import (
     BNNeck,
     GeneralizedMeanPooling,
-    Modality,
     NonLocalBlock,
     TwoStreamResNet,
 )
+from vireid_zoo.core.records import Modality
 from vireid_zoo.models.network import VIReIDNetwork
 
 TestFeature = Literal["bn", "pool"]

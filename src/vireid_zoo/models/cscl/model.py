@@ -11,7 +11,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, Modality, TwoStreamResNet
+from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, TwoStreamResNet
+from vireid_zoo.core.records import Modality
 from vireid_zoo.models.cscl.blocks import (
     ParsingAlignedAttention,
     PartPooling,

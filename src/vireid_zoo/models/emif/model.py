@@ -18,8 +18,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, Modality, TwoStreamResNet
+from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, TwoStreamResNet
 from vireid_zoo.blocks.two_stream import LAST_STAGE
+from vireid_zoo.core.records import Modality
 from vireid_zoo.models.network import VIReIDNetwork
 
 TestFeature = Literal["bn", "pool"]

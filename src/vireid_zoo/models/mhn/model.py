@@ -10,8 +10,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, Modality, TwoStreamResNet
+from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, TwoStreamResNet
 from vireid_zoo.blocks.attention import ChannelPooling
+from vireid_zoo.core.records import Modality
 from vireid_zoo.models.mhn.blocks import (
     DimensionalRefinement,
     MapMode,

@@ -13,7 +13,10 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from vireid_zoo.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""ImageNet normalisation mean (RGB), the input contract of every trunk of the zoo."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""ImageNet normalisation standard deviation (RGB)."""
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
@@ -76,43 +79,6 @@ class PretrainedConfig:
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
-
-
-_PRETRAINED: dict[str, PretrainedConfig] = {}
-
-
-def register_pretrained(name: str, config: PretrainedConfig) -> None:
-    """Register published weights as ``<architecture>.<tag>``; they must exist on the Hub."""
-    architecture, _, tag = name.partition(".")
-    if not tag or architecture != config.architecture or config.hub_id is None:
-        raise ValueError(
-            f"a pretrained name is '<architecture>.<tag>' with the config's architecture and "
-            f"a hub_id; got {name!r} for {config.architecture!r} (hub_id={config.hub_id!r})"
-        )
-    _PRETRAINED[name] = config
-
-
-def unregister_pretrained(name: str) -> None:
-    """Remove a registered pretrained name (tests and users registering their own)."""
-    _PRETRAINED.pop(name, None)
-
-
-def list_pretrained(pattern: str = "*") -> list[str]:
-    """Registered ``<architecture>.<tag>`` names whose weights are published."""
-    import fnmatch
-
-    return sorted(name for name in _PRETRAINED if fnmatch.fnmatch(name, pattern))
-
-
-def pretrained_config(name: str) -> PretrainedConfig:
-    """The registered configuration of ``<architecture>.<tag>``."""
-    if name not in _PRETRAINED:
-        published = list_pretrained() or "none yet"
-        raise ValueError(
-            f"no published weights are registered as {name!r} (published: {published}). Load "
-            "your own weights with 'hf-hub:ORG/NAME[@REVISION]' or 'local-dir:PATH'."
-        )
-    return _PRETRAINED[name]
 
 
 def parse_hub_source(source: str) -> tuple[str, str | None]:

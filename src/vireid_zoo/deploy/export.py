@@ -36,10 +36,10 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from vireid_zoo import __version__
-from vireid_zoo.data.records import Modality, modality_code
+from vireid_zoo.core.records import Modality, modality_code
+from vireid_zoo.core.version import __version__
+from vireid_zoo.deploy.retrieval import InputSpec, input_spec
 from vireid_zoo.models.network import VIReIDNetwork
-from vireid_zoo.retrieval import InputSpec, input_spec
 
 ONNX_EXTRA = "onnx"
 INPUT_NAME = "images"
@@ -179,7 +179,7 @@ def to_onnx(
             replaced only once the export has succeeded).
         modality: ``"visible"`` or ``"infrared"``: the stem baked into the graph.
         image_size: ``(height, width)`` of the input; None: the network's published
-            input size (``net.pretrained_cfg``, see :func:`~vireid_zoo.retrieval.input_spec`;
+            input size (``net.pretrained_cfg``, see :func:`~vireid_zoo.deploy.retrieval.input_spec`;
             288 x 144 for untrained weights).
         mean: Normalisation mean recorded in the metadata (the graph does not normalise);
             None: the network's.

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
+from vireid_zoo.core.records import Modality, modality_code
 from vireid_zoo.data.datasets import Transform, load_image
 from vireid_zoo.data.layout import IMAGE_SUFFIXES
-from vireid_zoo.data.records import Modality, modality_code
 from vireid_zoo.data.transforms import INTERPOLATIONS, build_test_transform
+from vireid_zoo.deploy.visualization import plot_image_rows
 from vireid_zoo.evaluation.functional import cosine_distance
 from vireid_zoo.models.network import VIReIDNetwork
-from vireid_zoo.visualization import plot_image_rows
 
 ImageSource = str | Path | Sequence[str | Path]
 """A folder of images (searched recursively), one image file, or a list of image files."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vireid_zoo.core.contract import HF_HUB_PREFIX, LOCAL_DIR_PREFIX
 from vireid_zoo.models.network import VIReIDNetwork, load_network
-from vireid_zoo.models.registry import create_model, list_models
-from vireid_zoo.pretrained import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, list_pretrained
+from vireid_zoo.models.registry import create_model, list_models, list_pretrained
 
 
 def load_inference_network(spec: str, *, allow_untrained: bool = False) -> VIReIDNetwork:
@@ -27,7 +27,7 @@ def load_inference_network(spec: str, *, allow_untrained: bool = False) -> VIReI
     elif Path(spec).is_dir():
         network = load_network(spec)
     elif spec.endswith(".ckpt"):
-        from vireid_zoo.publish import input_contract, load_trained_module
+        from vireid_zoo.hub.checkpoints import input_contract, load_trained_module
 
         module, content = load_trained_module(Path(spec))
         network = module.net

@@ -15,8 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from vireid_zoo.core.records import Sample
 from vireid_zoo.data.datasets import load_image
-from vireid_zoo.data.records import Sample
 from vireid_zoo.evaluation.functional import Protocol, exclusion_mask
 
 MATCH_COLOUR = "#1a9850"

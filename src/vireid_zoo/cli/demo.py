@@ -23,9 +23,9 @@ from torch.utils.data import DataLoader, Subset
 
 from vireid_zoo.data import SYSUMM01DataModule
 from vireid_zoo.data.synthetic import make_sysu_mm01
+from vireid_zoo.deploy.visualization import plot_cmc, plot_ranked_lists, rank_gallery
 from vireid_zoo.evaluation import MultiTrialResult, cosine_distance
 from vireid_zoo.models import AGWModule, VIReIDModule
-from vireid_zoo.visualization import plot_cmc, plot_ranked_lists, rank_gallery
 
 DemoSizeName = Literal["tiny", "small", "large"]
 

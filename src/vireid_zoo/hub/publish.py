@@ -1,0 +1,134 @@
+"""Publishing a trained checkpoint: its network, contract, measured metrics and card.
+
+:func:`publish` only accepts the ``test_results.json`` of the very checkpoint it publishes
+(``vireid-zoo test`` records the checkpoint's SHA-256), so every published number is
+measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from vireid_zoo.core.contract import PretrainedConfig
+from vireid_zoo.core.files import file_sha256
+from vireid_zoo.core.version import __version__
+from vireid_zoo.evaluation.results import RESULTS_NAME, read_results
+from vireid_zoo.hub.checkpoints import input_contract, load_trained_module
+from vireid_zoo.models.base import VIReIDModule
+
+RECIPE_KEYS_DROPPED = (
+    "_class_path",
+    "_instantiator",
+    "num_classes",
+    "init_from",
+    "backbone_weights_file",
+)
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"vireid-zoo {__version__}"
+
+
+def pretrained_config_for(
+    module: VIReIDModule,
+    checkpoint_content: dict[str, Any],
+    results: dict[str, Any],
+    *,
+    repo_id: str | None,
+    license: str,
+) -> PretrainedConfig:
+    """The contract and provenance of a trained module, with its measured metrics."""
+    tasks = results["tasks"]
+    metrics = {
+        f"{task}/{score}": value
+        for task, record in tasks.items()
+        for score, value in record["mean"].items()
+    }
+    protocol = "; ".join(
+        f"{task} ({record['protocol']} rules, mean of {len(record['trials'])} trial(s)"
+        f"{', ' + record['reranking'] if record['reranking'] else ''})"
+        for task, record in tasks.items()
+    )
+    recipe = {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
+    return dataclasses.replace(
+        input_contract(module, checkpoint_content),
+        protocol=protocol,
+        metrics=metrics,
+        recipe=recipe,
+        commit=_git_commit(),
+        license=license,
+        hub_id=repo_id,
+    )
+
+
+def measured_results(checkpoint: Path, results: Path | None) -> dict[str, Any]:
+    """The ``test_results.json`` record of ``checkpoint``, refused if it measured another file.
+
+    Raises:
+        ValueError: without results, or for results of another checkpoint.
+    """
+    if results is None:
+        raise ValueError(
+            "publish refuses to publish without measured metrics: pass the "
+            f"{RESULTS_NAME} written by 'vireid-zoo test --ckpt_path {checkpoint}' (the "
+            "command 'vireid-zoo publish --config CONFIG' runs that test first)"
+        )
+    record = read_results(results, str(results))
+    if record.get("checkpoint_sha256") != file_sha256(checkpoint):
+        raise ValueError(
+            f"the results in {results} were measured on {record.get('checkpoint')}, not on "
+            f"{checkpoint} (their SHA-256 differ); run 'vireid-zoo test --ckpt_path "
+            f"{checkpoint}' and pass the {RESULTS_NAME} it writes"
+        )
+    return record
+
+
+def publish(
+    checkpoint: str | Path,
+    repo_id: str,
+    *,
+    results: str | Path | None = None,
+    output: str | Path | None = None,
+    private: bool = False,
+    license: str = "apache-2.0",
+) -> str:
+    """Publish a trained checkpoint's network to the Hub (or to ``output``).
+
+    Args:
+        checkpoint: A Lightning checkpoint written by ``vireid-zoo fit``.
+        repo_id: ``ORG/NAME`` on the Hub.
+        results: ``test_results.json`` of this checkpoint (from ``vireid-zoo test``).
+        output: Write the folder here instead of pushing (to inspect it first).
+        private: Create the repository as private.
+        license: Licence of the weights.
+
+    Returns:
+        The commit URL, or the output folder.
+    """
+    checkpoint = Path(checkpoint)
+    record = measured_results(checkpoint, Path(results) if results else None)
+    module, content = load_trained_module(checkpoint)
+    cfg = pretrained_config_for(module, content, record, repo_id=repo_id, license=license)
+    if output is not None:
+        module.net.save_pretrained(output, pretrained_cfg=cfg)
+        return str(output)
+    return str(
+        module.net.push_to_hub(
+            repo_id,
+            pretrained_cfg=cfg,
+            private=private,
+            commit_message=f"Publish {cfg.architecture} trained on {cfg.dataset}",
+        )
+    )
