@@ -23,6 +23,7 @@ from vireid_zoo.blocks import (
     TwoStreamResNet,
 )
 from vireid_zoo.blocks import two_stream as two_stream_module
+from vireid_zoo.core.weights import WeightsMismatchError
 
 IMAGE = (2, 3, 64, 32)
 
@@ -241,7 +242,7 @@ def test_pretrained_file_round_trip(tmp_path: Path, suffix: str) -> None:
 def test_pretrained_file_wrong_architecture(tmp_path: Path) -> None:
     path = tmp_path / "resnet34.safetensors"
     save_file(timm.create_model("resnet34", pretrained=False).state_dict(), str(path))
-    with pytest.raises(RuntimeError, match="resnet34.safetensors") as info:
+    with pytest.raises(WeightsMismatchError, match="resnet34.safetensors") as info:
         TwoStreamResNet("resnet18", pretrained_file=path)
     message = str(info.value)
     assert "resnet18" in message and "unexpected (" in message and "layer1.2.bn1.weight" in message
@@ -250,7 +251,7 @@ def test_pretrained_file_wrong_architecture(tmp_path: Path) -> None:
     state["conv1.weight"] = torch.zeros(64, 1, 7, 7)
     wrong = tmp_path / "gray.pth"
     torch.save(state, wrong)
-    with pytest.raises(RuntimeError, match=r"conv1.weight \(file \(64, 1, 7, 7\)"):
+    with pytest.raises(WeightsMismatchError, match=r"conv1.weight \(file \(64, 1, 7, 7\)"):
         TwoStreamResNet("resnet18", pretrained_file=wrong)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
         TwoStreamResNet("resnet18", pretrained_file=tmp_path / "missing.safetensors")

@@ -14,7 +14,7 @@ from test_cli import write_config
 from vireid_zoo.cli import main
 from vireid_zoo.core.contract import PretrainedConfig
 from vireid_zoo.core.weights import WeightsMismatchError
-from vireid_zoo.models import AGW, AGWModule, CheckpointMismatchError
+from vireid_zoo.models import AGW, AGWModule
 from vireid_zoo.models.network import VIReIDNetwork
 
 
@@ -170,7 +170,7 @@ def test_init_from_weights_of_another_method_is_refused(
     config["network_class"] = "vireid_zoo.models.other.Other"
     (folder / "config.json").write_text(json.dumps(config))
     module = AGWModule(5, arch="resnet18", backbone_pretrained=False, init_from=str(folder))
-    with pytest.raises(CheckpointMismatchError, match="holds a vireid_zoo.models.other.Other"):
+    with pytest.raises(WeightsMismatchError, match="holds a vireid_zoo.models.other.Other"):
         module.setup("fit")
 
 

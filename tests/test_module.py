@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from vireid_zoo.blocks import NonLocalBlock
-from vireid_zoo.models import AGWModule, CheckpointMismatchError
+from vireid_zoo.core.weights import WeightsMismatchError
+from vireid_zoo.models import AGWModule
 
 
 @pytest.fixture()
@@ -92,7 +93,7 @@ def test_training_step_combines_identity_and_wrt_losses(module: AGWModule) -> No
 def test_checkpoint_of_another_architecture_is_refused_in_one_message(module: AGWModule) -> None:
     other = AGWModule(6, arch="resnet34", backbone_pretrained=False)
     checkpoint = {"state_dict": other.state_dict(), "hyper_parameters": dict(other.hparams)}
-    with pytest.raises(CheckpointMismatchError) as error:
+    with pytest.raises(WeightsMismatchError) as error:
         module.on_load_checkpoint(checkpoint)
     message = str(error.value)
     assert "arch='resnet34'" in message and "arch='resnet18'" in message

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 
 import timm
 import torch
-from safetensors.torch import load_file
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
 from vireid_zoo.core.records import Modality
+from vireid_zoo.core.weights import load_weights_strict, read_state_dict
 
 #: timm architectures with the plain ResNet layout (7x7 stem, 1x1-conv downsample paths).
 SUPPORTED_ARCHS: tuple[str, ...] = (
@@ -37,7 +36,6 @@ SUPPORTED_ARCHS: tuple[str, ...] = (
 )
 LAST_STAGE = 4
 """Index of the last residual stage (layer4)."""
-_MAX_LISTED_KEYS = 10
 
 
 class BlockWithInsert(nn.Module):
@@ -233,62 +231,28 @@ def _build_resnet(arch: str, pretrained: bool, pretrained_file: str | Path | Non
         ) from err
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a flat state dict from a ``.safetensors`` or ``.pth``/``.pt`` file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained_file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".safetensors", ".pth", ".pt"):
-        raise ValueError(
-            f"pretrained_file {str(path)!r}: expected a .safetensors, .pth or .pt file"
-        )
-    try:
-        if suffix == ".safetensors":
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt files raise library-specific errors
-        raise RuntimeError(f"could not read weights file {str(path)!r}: {err}") from err
-    if not isinstance(state, Mapping) or not all(
-        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
-    ):
-        raise RuntimeError(
-            f"weights file {str(path)!r} does not hold a flat state dict (names -> tensors)"
-        )
-    return dict(state)
-
-
 def _load_weights_file(model: ResNet, arch: str, path: Path) -> None:
-    """Load a local state dict strictly, ignoring only the ``fc.*`` classifier.
+    """Load a local ImageNet state dict strictly, ignoring only the ``fc.*`` classifier.
 
-    BatchNorm ``num_batches_tracked`` counters may be absent (older checkpoints lack them;
+    BatchNorm ``num_batches_tracked`` counters may be absent (older files lack them;
     PyTorch then sets them to 0).
     """
-    given = {k: v for k, v in _read_state_dict(path).items() if not k.startswith("fc.")}
-    expected = {k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}
-    problems = {
-        "missing": sorted(
-            k for k in expected.keys() - given.keys() if not k.endswith(".num_batches_tracked")
-        ),
-        "unexpected": sorted(given.keys() - expected.keys()),
-        "wrong shape": [
-            f"{k} (file {tuple(given[k].shape)}, model {tuple(expected[k].shape)})"
-            for k in sorted(expected.keys() & given.keys())
-            if given[k].shape != expected[k].shape
-        ],
+    given = {
+        k: v for k, v in read_state_dict(path, "pretrained_file").items() if not k.startswith("fc.")
     }
-    lines = [
-        f"  {kind} ({len(keys)}): {', '.join(keys[:_MAX_LISTED_KEYS])}"
-        + (f" and {len(keys) - _MAX_LISTED_KEYS} more" if len(keys) > _MAX_LISTED_KEYS else "")
-        for kind, keys in problems.items()
-        if keys
-    ]
-    if lines:
-        raise RuntimeError(
-            f"weights file {str(path)!r} does not match timm architecture {arch!r} "
-            "(only fc.* may differ):\n" + "\n".join(lines)
-        )
-    model.load_state_dict(given, strict=False)
+    trunk = nn.Module()  # the ResNet without its ImageNet classifier
+    for name, child in model.named_children():
+        if name != "fc":
+            trunk.add_module(name, child)
+    load_weights_strict(
+        trunk,
+        given,
+        repr(str(path)),
+        target=f"timm architecture {arch!r} (only fc.* may differ)",
+        allow_classifier_resize=False,
+        may_be_missing=lambda key: key.endswith(".num_batches_tracked"),
+        hint=f"Pass an ImageNet state dict of {arch!r} (timm or torchvision layout).",
+    )
 
 
 def _set_first_block_stride(stage: nn.Sequential, stride: int) -> None:

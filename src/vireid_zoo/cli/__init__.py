@@ -22,7 +22,6 @@ from vireid_zoo.cli import data, models
 from vireid_zoo.cli.lightning import LIGHTNING_COMMANDS, VIReIDCLI, run_lightning
 from vireid_zoo.core.weights import WeightsMismatchError
 from vireid_zoo.data.errors import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
-from vireid_zoo.models.base import CheckpointMismatchError
 
 __all__ = ["VIReIDCLI", "build_parser", "main", "one_paragraph", "run_lightning"]
 
@@ -30,7 +29,6 @@ USER_ERRORS = (
     DatasetNotFoundError,
     DatasetFormatError,
     ImageDecodeError,
-    CheckpointMismatchError,
     WeightsMismatchError,
     FileExistsError,
     FileNotFoundError,

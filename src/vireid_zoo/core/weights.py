@@ -11,6 +11,8 @@ is then re-initialised with a warning.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,48 +21,203 @@ from safetensors.torch import load_file
 CLASSIFIER_MARKER = ".classifier."
 
 
-class WeightsMismatchError(RuntimeError):
-    """A weights file does not fit the network it is loaded into."""
+MAX_LISTED_KEYS = 5
+"""Keys named per kind of difference in a mismatch message."""
+
+
+class WeightsMismatchError(ValueError):
+    """Weights do not fit the network or module they are loaded into.
+
+    Raised, with one message style, by every loader of the zoo: saved and published
+    networks, Lightning checkpoints, ``init_from``, ImageNet trunk files and converted
+    checkpoints of other codebases.
+    """
+
+
+@dataclass(frozen=True)
+class WeightsDifference:
+    """How a state dict differs from the one a module expects.
+
+    Attributes:
+        missing: Keys the module has and the weights lack.
+        unexpected: Keys the weights have and the module lacks.
+        reshaped: ``(key, shape in the weights, shape in the module)`` of shared keys.
+    """
+
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    reshaped: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+
+    @property
+    def resized_classifiers(self) -> tuple[str, ...]:
+        """Reshaped keys of an identity classifier (a different number of identities)."""
+        return tuple(key for key, _, _ in self.reshaped if CLASSIFIER_MARKER in f".{key}")
+
+    def fits(self, *, allow_classifier_resize: bool) -> bool:
+        """Whether the weights can be loaded (optionally re-initialising a classifier)."""
+        if self.missing or self.unexpected:
+            return False
+        if allow_classifier_resize:
+            return len(self.resized_classifiers) == len(self.reshaped)
+        return not self.reshaped
+
+    def describe(self) -> str:
+        """The differences in one line, naming the first keys of each kind."""
+
+        def listed(keys: list[str]) -> str:
+            more = len(keys) - MAX_LISTED_KEYS
+            return f"e.g. {keys[:MAX_LISTED_KEYS]}" + (f" and {more} more" if more > 0 else "")
+
+        shapes = [f"{k} (file {given}, model {wanted})" for k, given, wanted in self.reshaped]
+        parts = [
+            f"{len(keys)} {kind} ({listed(list(keys))})"
+            for kind, keys in (
+                ("missing", self.missing),
+                ("unexpected", self.unexpected),
+                ("of another shape", shapes),
+            )
+            if keys
+        ]
+        return ", ".join(parts) or "no difference"
+
+
+def compare_weights(
+    expected: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    *,
+    may_be_missing: Callable[[str], bool] | None = None,
+) -> WeightsDifference:
+    """Compare a state dict with the one a module expects.
+
+    Args:
+        expected: The module's state dict.
+        given: The weights to load.
+        may_be_missing: Keys the weights may lack (e.g. BatchNorm ``num_batches_tracked``
+            counters of old files), left as the module has them.
+    """
+    missing = sorted(
+        k for k in expected.keys() - given.keys() if not (may_be_missing and may_be_missing(k))
+    )
+    reshaped = tuple(
+        (k, tuple(given[k].shape), tuple(expected[k].shape))
+        for k in sorted(expected.keys() & given.keys())
+        if given[k].shape != expected[k].shape
+    )
+    unexpected = tuple(sorted(given.keys() - expected.keys()))
+    return WeightsDifference(tuple(missing), unexpected, reshaped)
+
+
+def require_fit(
+    difference: WeightsDifference,
+    *,
+    source: str,
+    target: str,
+    allow_classifier_resize: bool = True,
+    hint: str = "They belong to another architecture or configuration.",
+) -> None:
+    """Raise :class:`WeightsMismatchError` unless the weights fit.
+
+    Args:
+        difference: From :func:`compare_weights`.
+        source: Where the weights come from (a file, a folder, a Hub repository).
+        target: What they are loaded into, e.g. ``"AGW(arch='resnet50')"``.
+        allow_classifier_resize: Accept an identity classifier of another size.
+        hint: The last sentence of the message: what to do.
+    """
+    if not difference.fits(allow_classifier_resize=allow_classifier_resize):
+        raise WeightsMismatchError(
+            f"the weights in {source} do not fit {target}: {difference.describe()}. {hint}"
+        )
 
 
 def load_weights_strict(
-    network: torch.nn.Module, state: dict[str, torch.Tensor], source: str
+    module: torch.nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    *,
+    target: str | None = None,
+    allow_classifier_resize: bool = True,
+    may_be_missing: Callable[[str], bool] | None = None,
+    hint: str = "They belong to another architecture or configuration.",
 ) -> list[str]:
-    """Load ``state`` into ``network``; only a classifier of another size may differ.
+    """Load ``state`` into ``module`` under the zoo's one strict rule.
+
+    Every weight of the module must be in ``state`` with its shape and ``state`` may hold
+    nothing else; only an identity classifier of another size may differ (when
+    ``allow_classifier_resize``): it is then kept as initialised, with a warning.
+
+    Args:
+        module: The network (or any module) to fill.
+        state: The weights.
+        source: Where the weights come from, for messages.
+        target: What they are loaded into, for messages (default: the module's class).
+        allow_classifier_resize: Accept an identity classifier of another size.
+        may_be_missing: Keys ``state`` may lack (see :func:`compare_weights`).
+        hint: The last sentence of a mismatch message.
 
     Returns:
-        The classifier keys that were re-initialised (kept from ``network``).
+        The classifier keys that were re-initialised (kept from ``module``).
 
     Raises:
         WeightsMismatchError: naming the missing, unexpected and reshaped keys.
     """
-    expected = network.state_dict()
-    missing = sorted(expected.keys() - state.keys())
-    unexpected = sorted(state.keys() - expected.keys())
-    reshaped = sorted(
-        k for k in expected.keys() & state.keys() if expected[k].shape != state[k].shape
+    expected = module.state_dict()
+    difference = compare_weights(expected, state, may_be_missing=may_be_missing)
+    require_fit(
+        difference,
+        source=source,
+        target=target or type(module).__name__,
+        allow_classifier_resize=allow_classifier_resize,
+        hint=hint,
     )
-    resized_classifiers = [k for k in reshaped if CLASSIFIER_MARKER in f".{k}"]
-    others = [k for k in reshaped if k not in resized_classifiers]
-    if missing or unexpected or others:
-        raise WeightsMismatchError(
-            f"the weights in {source} do not fit {type(network).__name__}: "
-            f"{len(missing)} missing (e.g. {missing[:4]}), {len(unexpected)} unexpected "
-            f"(e.g. {unexpected[:4]}), {len(others)} of another shape (e.g. "
-            f"{[(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in others[:3]]}). "
-            "They belong to another architecture or configuration."
-        )
-    if resized_classifiers:
-        key = resized_classifiers[0]
+    resized = list(difference.resized_classifiers)
+    if resized:
         warnings.warn(
-            f"{source}: the identity classifier has {state[key].shape[0]} classes and the "
-            f"network {expected[key].shape[0]}; it is re-initialised (embeddings do not use "
-            "it). Fine-tune before using its logits.",
-            stacklevel=3,
+            f"{source}: the identity classifier has {state[resized[0]].shape[0]} classes and "
+            f"the network {expected[resized[0]].shape[0]}; it is re-initialised (embeddings "
+            "do not use it). Fine-tune before using its logits.",
+            stacklevel=2,
         )
-        state = {**state, **{k: expected[k] for k in resized_classifiers}}
-    network.load_state_dict(state, strict=True)
-    return resized_classifiers
+    kept = {k: v for k, v in expected.items() if k not in state or k in resized}
+    module.load_state_dict({**state, **kept}, strict=True)
+    return resized
+
+
+def read_state_dict(path: Path, what: str = "weights file") -> dict[str, torch.Tensor]:
+    """Read a flat state dict (names -> tensors) from ``.safetensors`` or ``.pth`` / ``.pt``.
+
+    Pickled files are read with ``torch.load(weights_only=True)``: nothing in them runs.
+
+    Args:
+        path: The file.
+        what: How messages name the file (e.g. ``"backbone_weights_file"``).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        WeightsMismatchError: it cannot be read, or holds something else than a flat
+            state dict.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".safetensors", ".pth", ".pt"):
+        raise WeightsMismatchError(
+            f"{what} {str(path)!r}: expected a .safetensors, .pth or .pt file"
+        )
+    try:
+        if suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt files raise library-specific errors
+        raise WeightsMismatchError(f"could not read {what} {str(path)!r}: {err}") from err
+    if not isinstance(state, Mapping) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise WeightsMismatchError(
+            f"{what} {str(path)!r} does not hold a flat state dict (names -> tensors)"
+        )
+    return dict(state)
 
 
 def read_weights(path: Path, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ from vireid_zoo.core.lazy import attach
 
 if TYPE_CHECKING:
     from vireid_zoo.models.agw import AGW, AGWModule
-    from vireid_zoo.models.base import CheckpointMismatchError, VIReIDModule
+    from vireid_zoo.models.base import VIReIDModule
     from vireid_zoo.models.cscl import CSCL, CSCLModule
     from vireid_zoo.models.emif import EMIF, EMIFModule
     from vireid_zoo.models.mhn import MHN, MHNModule

@@ -12,15 +12,17 @@ from torch import nn
 
 from vireid_zoo.core.records import MODALITY_CODES
 from vireid_zoo.core.sources import read_config, resolve_files
-from vireid_zoo.core.weights import load_weights_strict, read_weights
+from vireid_zoo.core.weights import (
+    WeightsMismatchError,
+    compare_weights,
+    load_weights_strict,
+    read_weights,
+    require_fit,
+)
 from vireid_zoo.evaluation import EvaluationSuite, MultiTrialResult, RerankConfig, RetrievalMetric
 from vireid_zoo.models.network import VIReIDNetwork
 
 Stage = Literal["val", "test"]
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A checkpoint does not fit the model it is loaded into."""
 
 
 class VIReIDModule(LightningModule):
@@ -108,7 +110,7 @@ class VIReIDModule(LightningModule):
             saved_class = read_config(config_path).get("network_class")
             own_class = f"{type(self.net).__module__}.{type(self.net).__qualname__}"
             if saved_class != own_class:
-                raise CheckpointMismatchError(
+                raise WeightsMismatchError(
                     f"init_from {self.init_from!r} holds a {saved_class} network, but this "
                     f"module trains a {own_class}; choose weights of the same method"
                 )
@@ -269,38 +271,29 @@ class VIReIDModule(LightningModule):
         one message naming the weights.
         """
         state = checkpoint.get("state_dict", {})
-        expected = {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        found = {k: tuple(v.shape) for k, v in state.items()}
-        missing = sorted(expected.keys() - found.keys())
-        unexpected = sorted(found.keys() - expected.keys())
-        reshaped = sorted(k for k in expected.keys() & found.keys() if expected[k] != found[k])
+        difference = compare_weights(self.state_dict(), state)
         resuming = self._trainer is not None and self.trainer.state.fn == "fit"
-        if (
-            reshaped
-            and not (missing or unexpected or resuming)
-            and all(".classifier." in k for k in reshaped)
-        ):
+        trained = checkpoint.get("hyper_parameters", {})
+        described = ", ".join(
+            f"{k}={trained[k]!r}" for k in ("arch", "num_classes") if k in trained
+        )
+        require_fit(
+            difference,
+            source="the checkpoint",
+            target=f"{type(self).__name__}({self.describe()}) (it was trained as "
+            f"{described or 'another model'})",
+            allow_classifier_resize=not resuming,
+            hint="Use the config the checkpoint was trained with (model class, arch, dataset).",
+        )
+        if difference.resized_classifiers:
             current = self.state_dict()
-            for key in reshaped:
+            for key in difference.resized_classifiers:
                 state[key] = current[key]
+            found, expected = difference.reshaped[0][1][0], difference.reshaped[0][2][0]
             rank_zero_warn(
-                f"the checkpoint's identity classifier has {found[reshaped[0]][0]} classes and "
-                f"this model's {expected[reshaped[0]][0]}: the classifier is re-initialised "
-                "(embeddings and test results do not use it)."
-            )
-            return
-        if missing or unexpected or reshaped:
-            trained = checkpoint.get("hyper_parameters", {})
-            described = ", ".join(
-                f"{k}={trained[k]!r}" for k in ("arch", "num_classes") if k in trained
-            )
-            raise CheckpointMismatchError(
-                f"the checkpoint does not fit {type(self).__name__}({self.describe()}): it was "
-                f"trained as {described or 'another model'}; {len(missing)} weights missing "
-                f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-                f"{len(reshaped)} of another shape (e.g. "
-                f"{[(k, found[k], expected[k]) for k in reshaped[:2]]}). Use the config the "
-                "checkpoint was trained with (model class, arch, dataset)."
+                f"the checkpoint's identity classifier has {found} classes and this model's "
+                f"{expected}: the classifier is re-initialised (embeddings and test results do "
+                "not use it)."
             )
 
     def describe(self) -> str:
