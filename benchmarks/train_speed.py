@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.dirname(__file__))
 from measure import TrainingThroughput, peak_memory_mb, run_isolated  # noqa: E402
-from vireid_zoo.models import AGWModule  # noqa: E402
+from vireid_zoo.models import AGW, AGWModule  # noqa: E402
 
 
 class RandomPairs(Dataset):
@@ -58,7 +58,7 @@ class RandomPairs(Dataset):
 
 def build(args: argparse.Namespace) -> AGWModule:
     seed_everything(0, verbose=False)
-    module = AGWModule(395, arch=args.arch, backbone_pretrained=False)
+    module = AGWModule(AGW(395, arch=args.arch))
     return module.to(memory_format=torch.channels_last) if args.channels_last else module
 
 

@@ -35,7 +35,7 @@ from lightning.pytorch import Trainer, seed_everything
 from vireid_zoo.data import ManifestDataModule
 from vireid_zoo.data.layout import IMAGE_SUFFIXES
 from vireid_zoo.data.synthetic import make_sysu_mm01
-from vireid_zoo.models import AGWModule
+from vireid_zoo.models import AGW, AGWModule
 
 MODALITIES = ("visible", "infrared")
 SYSU_CAMERAS = {
@@ -139,9 +139,7 @@ def main() -> None:
             num_workers=0,
         )
         module = AGWModule(
-            dm.num_classes,
-            arch="resnet18",
-            backbone_pretrained=False,
+            AGW(dm.num_classes, arch="resnet18"),  # no ImageNet weights: they need a download
             optimizer="adam",
             lr=1e-3,
             backbone_lr_ratio=1.0,

@@ -26,14 +26,15 @@ from lightning.pytorch import Trainer, seed_everything
 
 from vireid_zoo.data import SYSUMM01DataModule
 from vireid_zoo.data.synthetic import make_sysu_mm01
-from vireid_zoo.models import AGWModule
+from vireid_zoo.models import AGW, AGWModule
 
 
 def build(args: argparse.Namespace, scratch: Path) -> tuple[SYSUMM01DataModule, AGWModule]:
     """The datamodule and the module of the run ``args`` describe."""
     if args.root is not None:  # the reference recipe on the real dataset
         dm = SYSUMM01DataModule(args.root, num_workers=args.workers)
-        return dm, AGWModule(dm.num_classes, arch=args.arch or "resnet50")
+        network = AGW(dm.num_classes, arch=args.arch or "resnet50", backbone_pretrained=True)
+        return dm, AGWModule(network)
     tiny = args.smoke
     root = make_sysu_mm01(
         scratch / "SYSU-MM01",
@@ -54,9 +55,7 @@ def build(args: argparse.Namespace, scratch: Path) -> tuple[SYSUMM01DataModule, 
         check_counts=False,  # a synthetic dataset is not the published size
     )
     module = AGWModule(
-        dm.num_classes,
-        arch=args.arch or "resnet18",
-        backbone_pretrained=False,  # ImageNet weights would need a download
+        AGW(dm.num_classes, arch=args.arch or "resnet18"),  # no ImageNet weights (a download)
         optimizer="adam",
         lr=1e-3,
         backbone_lr_ratio=1.0,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import huggingface_hub
 import huggingface_hub.constants
 import pytest
 import timm
 import torch
 import torch.nn.functional as F
+import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
@@ -22,7 +24,8 @@ from vireid_zoo.blocks import (
     SpatialAttention,
     TwoStreamResNet,
 )
-from vireid_zoo.blocks import two_stream as two_stream_module
+from vireid_zoo.blocks import imagenet as imagenet_module
+from vireid_zoo.blocks.imagenet import ImageNetWeightsUnavailableError
 from vireid_zoo.core.weights import WeightsMismatchError
 
 IMAGE = (2, 3, 64, 32)
@@ -194,56 +197,133 @@ def test_agw_non_local_placement() -> None:
         torch.testing.assert_close(net(x, "visible"), before)  # identity at init
 
 
-def test_pretrained_offline_error_names_pretrained_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    with pytest.raises(RuntimeError, match="could not be fetched") as info:
-        TwoStreamResNet("resnet18", pretrained=True)
-    assert "pretrained_file=PATH" in str(info.value) and "pretrained=False" in str(info.value)
+def _no_download(*args: object, **kwargs: object) -> str:
+    raise AssertionError("the Hub was asked although the weights cannot be fetched")
 
 
-def test_pretrained_any_download_failure_is_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_create = timm.create_model
-
-    def failing_create(name: str, pretrained: bool = False, **kwargs: object) -> nn.Module:
-        if pretrained:
-            raise OSError("connection refused")
-        return real_create(name, pretrained=False, **kwargs)
-
-    monkeypatch.setattr(two_stream_module.timm, "create_model", failing_create)
-    with pytest.raises(RuntimeError, match="connection refused.*pretrained_file") as info:
-        TwoStreamResNet("resnet18", pretrained=True)
-    assert isinstance(info.value.__cause__, OSError)
-
-
-@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
-def test_pretrained_file_round_trip(tmp_path: Path, suffix: str) -> None:
+def _randomised_resnet18() -> nn.Module:
     source = timm.create_model("resnet18", pretrained=False)
     with torch.no_grad():
         for p in source.parameters():
             p.normal_()  # weights unlike any fresh initialisation
+    return source
+
+
+def _assert_trunk_holds(net: TwoStreamResNet, state: dict[str, torch.Tensor]) -> None:
+    """Every ImageNet tensor but fc.* is in both stems' copies and the shared stages."""
+    trunk = net.state_dict()
+    stages = ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]  # stage 0 has two names
+    checked = 0
+    for key, value in state.items():
+        if key.startswith("fc.") or key.endswith("num_batches_tracked"):
+            continue
+        stage = max(0, stages.index(key.split(".")[0]) - 1)
+        rest = key if stage == 0 else key.split(".", 1)[1]
+        if stage <= net.split_stage:
+            names = [f"{stream}_stages.{stage}.{rest}" for stream in ("visible", "infrared")]
+        else:
+            names = [f"shared_stages.{stage - net.split_stage - 1}.{rest}"]
+        for name in names:
+            torch.testing.assert_close(trunk[name], value, rtol=0, atol=0)
+            checked += 1
+    loaded = [k for k in state if not (k.startswith("fc.") or k.endswith("num_batches_tracked"))]
+    assert checked > len(loaded)  # every tensor once, the modality-specific ones twice
+
+
+def test_imagenet_weights_offline_fail_at_once_naming_the_tag_and_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _no_download)
+    with pytest.raises(ImageNetWeightsUnavailableError, match="HF_HUB_OFFLINE") as info:
+        TwoStreamResNet("resnet18", pretrained=True)
+    message = str(info.value)
+    assert "timm/resnet18.tv_in1k" in message and "model.safetensors" in message
+    assert "backbone_weights_file=PATH" in message and "backbone_pretrained=False" in message
+    assert "resnet18-f37072fd.pth" in message  # the same weights in torchvision's layout
+
+
+def test_an_unreachable_hub_fails_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _no_download)
+    probed = []
+    monkeypatch.setattr(imagenet_module, "_reachable", lambda endpoint: probed.append(endpoint))
+    with pytest.raises(ImageNetWeightsUnavailableError, match="unreachable.*backbone_weights_file"):
+        TwoStreamResNet("resnet34", pretrained=True, weights="a1_in1k")
+    assert probed == [huggingface_hub.constants.ENDPOINT]
+
+
+def test_a_failed_download_is_wrapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(imagenet_module, "_reachable", lambda endpoint: True)
+
+    def failing(*args: object, **kwargs: object) -> str:
+        raise OSError("connection reset")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", failing)
+    with pytest.raises(ImageNetWeightsUnavailableError, match="connection reset") as info:
+        TwoStreamResNet("resnet18", pretrained=True)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+@pytest.mark.parametrize("tag", [None, "a1_in1k"])
+def test_the_tag_chooses_the_hub_weights(
+    tag: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = _randomised_resnet18()
+    save_file(source.state_dict(), str(tmp_path / "model.safetensors"))
+    asked = []
+
+    def download(repo_id: str, filename: str, **kwargs: object) -> str:
+        asked.append((repo_id, filename))
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(imagenet_module, "_reachable", lambda endpoint: True)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    options = {} if tag is None else {"weights": tag}
+    net = TwoStreamResNet("resnet18", pretrained=True, **options)
+    assert asked == [(f"timm/resnet18.{tag or 'tv_in1k'}", "model.safetensors")]
+    _assert_trunk_holds(net, source.state_dict())
+
+
+def test_an_unknown_tag_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"backbone_weights='in21k'.*'tv_in1k'"):
+        TwoStreamResNet("resnet18", pretrained=True, weights="in21k")
+
+
+@pytest.mark.parametrize("layout", ["timm", "torchvision"])
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_weights_file_in_either_layout_fills_both_stems_and_the_shared_stages(
+    tmp_path: Path, suffix: str, layout: str
+) -> None:
+    torch.manual_seed(0)
+    if layout == "timm":
+        source = _randomised_resnet18()
+    else:
+        source = torchvision.models.resnet18()
+        with torch.no_grad():
+            for p in source.parameters():
+                p.normal_()
     state = source.state_dict()
     path = tmp_path / f"resnet18{suffix}"
     if suffix == ".safetensors":
         save_file(state, str(path))
     else:  # a head-less file loads too: fc.* is ignored
         torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, path)
-    net = TwoStreamResNet("resnet18", pretrained=True, pretrained_file=path, split_stage=1)
-    for stream in (net.visible_stages, net.infrared_stages):
-        torch.testing.assert_close(stream[0].conv1.weight, source.conv1.weight)
-        torch.testing.assert_close(stream[1][1].conv2.weight, source.layer1[1].conv2.weight)
-    torch.testing.assert_close(net.shared_stages[0][0].conv1.weight, source.layer2[0].conv1.weight)
-    torch.testing.assert_close(net.shared_stages[2][1].bn2.bias, source.layer4[1].bn2.bias)
+    net = TwoStreamResNet("resnet18", pretrained=True, weights_file=path, split_stage=1)
+    _assert_trunk_holds(net, state)
 
 
 def test_pretrained_file_wrong_architecture(tmp_path: Path) -> None:
     path = tmp_path / "resnet34.safetensors"
     save_file(timm.create_model("resnet34", pretrained=False).state_dict(), str(path))
     with pytest.raises(WeightsMismatchError, match="resnet34.safetensors") as info:
-        TwoStreamResNet("resnet18", pretrained_file=path)
+        TwoStreamResNet("resnet18", weights_file=path)
     message = str(info.value)
     assert "resnet18" in message and "unexpected (" in message and "layer1.2.bn1.weight" in message
 
@@ -252,9 +332,9 @@ def test_pretrained_file_wrong_architecture(tmp_path: Path) -> None:
     wrong = tmp_path / "gray.pth"
     torch.save(state, wrong)
     with pytest.raises(WeightsMismatchError, match=r"conv1.weight \(file \(64, 1, 7, 7\)"):
-        TwoStreamResNet("resnet18", pretrained_file=wrong)
+        TwoStreamResNet("resnet18", weights_file=wrong)
     with pytest.raises(FileNotFoundError, match="missing.safetensors"):
-        TwoStreamResNet("resnet18", pretrained_file=tmp_path / "missing.safetensors")
+        TwoStreamResNet("resnet18", weights_file=tmp_path / "missing.safetensors")
 
 
 # --- GeM -----------------------------------------------------------------------------------
@@ -308,7 +388,11 @@ def test_bnneck_frozen_bias_and_initialisation() -> None:
     assert 0.008 < neck.bn.weight.std().item() < 0.012
     assert abs(neck.classifier.weight.mean().item()) < 1e-5
     assert 0.00099 < neck.classifier.weight.std().item() < 0.00101
-    feature, logits = neck(torch.randn(8, 2048))
+    pooled = torch.randn(8, 2048)
+    output = neck(pooled)
+    feature, logits = output.bn, output.logits
+    assert output.pool is pooled and output.feature("pool") is pooled
+    assert output.feature("bn") is feature and output.require_logits() is logits
     assert feature.shape == (8, 2048) and logits is not None and logits.shape == (8, 500)
     (feature.sum() + logits.sum()).backward()
     assert neck.bn.bias.grad is None and torch.count_nonzero(neck.bn.bias) == 0
@@ -317,9 +401,11 @@ def test_bnneck_frozen_bias_and_initialisation() -> None:
 def test_bnneck_without_classifier() -> None:
     neck = BNNeck(16, 0).eval()
     x = torch.randn(4, 16)
-    feature, logits = neck(x)
-    assert logits is None and neck.classifier is None
-    torch.testing.assert_close(feature, neck.bn(x))
+    output = neck(x)
+    assert output.logits is None and neck.classifier is None
+    torch.testing.assert_close(output.bn, neck.bn(x))
+    with pytest.raises(RuntimeError, match="num_classes=0"):
+        output.require_logits()
 
 
 # --- attention -----------------------------------------------------------------------------

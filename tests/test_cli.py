@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,16 @@ import yaml
 from vireid_zoo.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def model_arguments(model_class: str, settings: dict[str, object]) -> dict[str, object]:
+    """``model.init_args`` of a tiny ResNet-18: each setting under the network or the module."""
+    module_path, name = model_class.rsplit(".", 1)
+    module_type = getattr(importlib.import_module(module_path), name)
+    network_parameters = inspect.signature(module_type.network_class.__init__).parameters
+    network = {"arch": "resnet18", "backbone_pretrained": False}
+    network |= {k: v for k, v in settings.items() if k in network_parameters}
+    return {"network": network, **{k: v for k, v in settings.items() if k not in network}}
 
 
 def write_config(
@@ -29,10 +41,7 @@ def write_config(
             "enable_model_summary": False,
             "default_root_dir": str(tmp_path / "run"),
         },
-        "model": {
-            "class_path": model_class,
-            "init_args": {"arch": "resnet18", "backbone_pretrained": False, **model},
-        },
+        "model": {"class_path": model_class, "init_args": model_arguments(model_class, model)},
         "data": {
             "class_path": "vireid_zoo.data.SYSUMM01DataModule",
             "init_args": {
@@ -67,8 +76,10 @@ def fitted(sysu_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def test_fit_links_num_classes_from_the_datamodule(fitted: tuple[Path, Path]) -> None:
     _, checkpoint = fitted
     hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
-    assert hparams["num_classes"] == 13  # 10 train + 3 val synthetic identities
-    assert "num_classes" not in yaml.safe_load(fitted[0].read_text())["model"]["init_args"]
+    network = hparams["network"]["init_args"]
+    assert network["num_classes"] == 13  # 10 train + 3 val synthetic identities
+    written = yaml.safe_load(fitted[0].read_text())["model"]["init_args"]
+    assert "num_classes" not in written and "num_classes" not in written["network"]
 
 
 def test_test_prints_every_task_over_its_trials(
@@ -135,10 +146,19 @@ def test_checkpoint_of_another_architecture_gives_one_paragraph(
     del foreign["hyper_parameters"]  # e.g. a checkpoint written by another tool
     foreign_path = tmp_path / "foreign.ckpt"
     torch.save(foreign, foreign_path)
-    args = ["test", "--config", str(config), "--model.init_args.arch", "resnet34"]
+    args = ["test", "--config", str(config), "--model.network.arch", "resnet34"]
     assert main([*args, "--ckpt_path", str(foreign_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "does not fit AGWModule(arch='resnet34'" in err[0]
+    assert len(err) == 1 and "do not fit AGWModule(AGW, arch='resnet34'" in err[0]
+    # With its record, the checkpoint is refused before any weight is compared.
+    assert main([*args, "--ckpt_path", str(checkpoint)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds AGWModule(AGW, arch='resnet18'" in err[0]
+    assert "the command asks for AGWModule(AGW, arch='resnet34')" in err[0]
+    # Any other network argument that shapes the weights must match too.
+    other = ["test", "--config", str(config), "--model.network.gem_p", "4.0"]
+    assert main([*other, "--ckpt_path", str(checkpoint)]) == 2
+    assert "gem_p=3.0 in the checkpoint, 4.0 asked" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: p.stem)
@@ -147,7 +167,8 @@ def test_shipped_configs_parse(config: Path, capsys: pytest.CaptureFixture[str])
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_code.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["init_args"]["backbone_pretrained"] is True
+    network = printed["model"]["init_args"]["network"]["init_args"]
+    assert network["backbone_pretrained"] is True and network["backbone_weights"] == "tv_in1k"
     assert printed["data"]["init_args"]["image_size"] == [288, 144]
 
 

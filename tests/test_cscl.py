@@ -215,12 +215,12 @@ def test_inference_takes_images_alone(net18: CSCL) -> None:
         first = net18._trunk(specific, None)
         foreground = foreground_from_logits(net18.spam.classifier(first))
         output = net18._head(net18._trunk(specific, foreground))
-        expected = torch.cat([output.bn, output.part_bn.flatten(1)], dim=1)
+        expected = torch.cat([output.head.bn, output.parts.bn.flatten(1)], dim=1)
     torch.testing.assert_close(embedding, F.normalize(expected, dim=1))
     net18.inference_mask = "none"
     with torch.no_grad():
         plain = net18._head(first)
-    expected = torch.cat([plain.bn, plain.part_bn.flatten(1)], dim=1)
+    expected = torch.cat([plain.head.bn, plain.parts.bn.flatten(1)], dim=1)
     torch.testing.assert_close(net18.extract_features(images, "infrared"), F.normalize(expected))
 
 
@@ -243,10 +243,13 @@ def test_forward_pair_uses_the_maps_and_checks_them(net18: CSCL) -> None:
     maps = torch.randint(0, 5, (4, 64, 32))
     torch.manual_seed(1)
     out = net18.forward_pair(visible, infrared, maps, maps)
-    assert out.parsing_logits.shape == (8, 5, 4, 2) and out.part_pool.shape == (8, 4, 512)
-    assert out.part_logits.shape == (8, 4, 6) and out.logits.shape == (8, 6)
+    assert out.parsing_logits.shape == (8, 5, 4, 2) and out.parts.pool.shape == (8, 4, 512)
+    assert out.parts.bn.shape == (8, 4, 512)
+    assert out.parts.require_logits().shape == (8, 4, 6) and out.head.logits.shape == (8, 6)
     other = net18.forward_pair(visible, infrared, torch.zeros_like(maps), maps)
-    assert not torch.allclose(out.pool, other.pool), "the PAMs pool over the parsed foreground"
+    assert not torch.allclose(out.head.pool, other.head.pool), (
+        "the PAMs pool over the parsed foreground"
+    )
     with pytest.raises(ValueError, match=r"part maps must be \(B, H, W\)"):
         net18.forward_pair(visible, infrared, maps[:, :32], maps)
 
@@ -270,7 +273,7 @@ def training_batch() -> dict[str, torch.Tensor]:
 @pytest.fixture()
 def module() -> CSCLModule:
     torch.manual_seed(0)
-    module = CSCLModule(6, arch="resnet18", backbone_pretrained=False)
+    module = CSCLModule(CSCL(6, arch="resnet18"))
     module.log_dict = lambda *args, **kwargs: None  # no trainer attached
     return module
 
@@ -283,14 +286,14 @@ def test_training_needs_parsing_maps(module: CSCLModule) -> None:
 
 
 def test_the_loss_is_the_weighted_sum_of_its_terms(module: CSCLModule) -> None:
-    terms = module.losses(training_batch())
+    terms = module.compute_losses(training_batch())
     expected = (
-        terms["id_loss"]
-        + terms["part_id_loss"]
-        + terms["triplet_loss"]
-        + terms["parsing_loss"]
-        + 0.1 * terms["division_loss"]
-        + 0.5 * terms["icm_loss"]
+        terms["id"]
+        + terms["id_parts"]
+        + terms["triplet"]
+        + terms["parsing"]
+        + 0.1 * terms["division"]
+        + 0.5 * terms["centre"]
     )
     torch.testing.assert_close(terms["loss"], expected)
     assert all(torch.isfinite(value) and value >= 0 for value in terms.values())
@@ -298,14 +301,14 @@ def test_the_loss_is_the_weighted_sum_of_its_terms(module: CSCLModule) -> None:
 
 def test_gradient_routing(module: CSCLModule) -> None:
     net = module.net
-    parsing = module.losses(training_batch())["parsing_loss"]
+    parsing = module.compute_losses(training_batch())["parsing"]
     parsing.backward()
     assert net.spam.classifier.weight.grad.abs().sum() > 0
     assert net.backbone.shared_stages[3][0].bn2.weight.grad.abs().sum() > 0
     assert net.neck.classifier.weight.grad is None, "the parsing loss leaves identities alone"
     assert net.pam["1"].attention.mlp[0].weight.grad.abs().sum() > 0
     module.zero_grad(set_to_none=True)
-    module.losses(training_batch())["part_id_loss"].backward()
+    module.compute_losses(training_batch())["id_parts"].backward()
     assert net.spam.classifier.weight.grad.abs().sum() > 0, "part ID trains the part pooling"
     assert net.part_necks[3].classifier.weight.grad.abs().sum() > 0
     assert net.neck.classifier.weight.grad is None
@@ -355,7 +358,8 @@ def test_fit_then_test_through_the_cli(
     assert main(["fit", "--config", str(config)]) == 0
     checkpoint = next((tmp_path / "run").rglob("*.ckpt"))
     hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
-    assert hparams["num_classes"] == 8 and hparams["num_parts"] == 4
+    network = hparams["network"]["init_args"]
+    assert network["num_classes"] == 8 and network["num_parts"] == 4
     # Test without maps: inference takes images alone.
     test = ["test", "--config", str(config), "--data.init_args.parsing_root", "null"]
     assert main([*test, "--ckpt_path", str(checkpoint)]) == 0
@@ -375,9 +379,9 @@ def test_fit_refuses_a_grouping_of_another_part_count(
     parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = cscl_config(tmp_path, *parsed_sysu)
-    assert main(["fit", "--config", str(config), "--model.init_args.num_parts", "3"]) == 2
+    assert main(["fit", "--config", str(config), "--model.network.num_parts", "3"]) == 2
     err = capsys.readouterr().err
-    assert "num_parts=3" in err and "model.init_args.num_parts to 4" in err
+    assert "num_parts=3" in err and "model.init_args.network.num_parts to 4" in err
 
 
 @pytest.mark.parametrize("dataset", ["sysu_mm01", "regdb", "llcm"])

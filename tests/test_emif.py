@@ -12,11 +12,10 @@ from torch.distributions import Normal, kl_divergence
 
 import vireid_zoo as vz
 from test_cli import CONFIGS, write_config
-from vireid_zoo.blocks import GeneralizedMeanPooling
+from vireid_zoo.blocks import GeneralizedMeanPooling, HeadOutput
 from vireid_zoo.cli import main
 from vireid_zoo.models import EMIF, EMIFModule
 from vireid_zoo.models.emif import (
-    BranchOutput,
     GaussianConsistencyLoss,
     batch_centre_loss,
     gaussian_divergence,
@@ -337,7 +336,7 @@ def test_extract_features_uses_the_modality_stem_and_head(net: EMIF) -> None:
             )
         concatenated = net.extract_features(images, "infrared")
         trunk = net.backbone.forward_trunk(images, "infrared")
-        parts = [net.forward_branch(trunk, b)[1] for b in ("shared", "infrared")]
+        parts = [net.forward_branch(trunk, b).bn for b in ("shared", "infrared")]
     assert called == ["infrared", "infrared"]  # extraction, then the reference computation
     torch.testing.assert_close(
         concatenated, torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
@@ -392,9 +391,7 @@ def batch(height: int = 64, width: int = 32) -> dict[str, torch.Tensor]:
 @pytest.fixture()
 def module() -> EMIFModule:
     torch.manual_seed(0)
-    module = EMIFModule(
-        6, arch="resnet18", backbone_pretrained=False, alpha=0.7, beta=0.3, centre_weight=0.01
-    )
+    module = EMIFModule(EMIF(6, arch="resnet18"), alpha=0.7, beta=0.3, centre_weight=0.01)
     randomise_batch_norms(module)
     return module
 
@@ -412,8 +409,8 @@ def test_total_loss_combines_shared_intra_modality_and_gaussian_terms(module: EM
     gauss = GaussianConsistencyLoss()(output.shared.bn[:6], output.shared.bn[6:], v, i)
     expected = ce(output.shared.logits, labels) + triplet(output.shared.pool, labels)
     torch.testing.assert_close(terms["loss"], expected + 0.7 * intra + 0.3 * gauss)
-    torch.testing.assert_close(terms["gaussian_loss"], gauss)
-    assert {"visible_centre_loss", "infrared_triplet_loss", "accuracy"} <= terms.keys()
+    torch.testing.assert_close(terms["gaussian"], gauss)
+    assert {"centre_visible", "triplet_infrared", "accuracy"} <= terms.keys()
 
 
 def test_intra_modality_metric_loss_only_compares_images_of_its_modality(
@@ -424,7 +421,7 @@ def test_intra_modality_metric_loss_only_compares_images_of_its_modality(
     # nothing, however far the other modality is; a spread class does.
     labels = torch.tensor([0, 0, 1, 1])
     compact = torch.tensor([[0.0, 0.0], [0.0, 0.1], [5.0, 0.0], [5.0, 0.1]])
-    output = BranchOutput(pool=compact, bn=compact, logits=100.0 * torch.eye(6)[labels])
+    output = HeadOutput(pool=compact, bn=compact, logits=100.0 * torch.eye(6)[labels])
     losses = module.intra_modality_losses(output, labels)
     assert losses["triplet"].item() == 0.0 and losses["id"].item() < 1e-6
     output.pool = torch.tensor([[0.0, 0.0], [4.0, 0.0], [5.0, 0.0], [5.0, 0.1]])
@@ -436,7 +433,7 @@ def test_training_is_end_to_end_and_the_gaussian_loss_acts_on_the_shared_head(
     module: EMIFModule,
 ) -> None:
     terms = module.compute_losses(batch())
-    terms["gaussian_loss"].backward(retain_graph=True)
+    terms["gaussian"].backward(retain_graph=True)
     heads = [*module.net.backbone.visible_head.parameters(), *module.net.visible_neck.parameters()]
     assert all(p.grad is None for p in heads)
     assert module.net.backbone.shared_stages[-1][0].conv1.weight.grad.abs().sum() > 0
@@ -451,7 +448,7 @@ def test_training_step_is_finite_under_cpu_autocast() -> None:
     # The default recipe at K = 4 images per identity and modality (fewer images make the
     # per-identity variances, and so the KL's gradients, heavy-tailed: see the README).
     torch.manual_seed(0)
-    module = EMIFModule(4, arch="resnet18", backbone_pretrained=False)
+    module = EMIFModule(EMIF(4, arch="resnet18"))
     labels = torch.arange(2).repeat_interleave(4)
     data = {"visible_pid": labels, "infrared_pid": labels}
     data |= {"visible": torch.randn(8, 3, 32, 16), "infrared": torch.randn(8, 3, 32, 16) + 1}
@@ -482,13 +479,13 @@ def test_the_heads_are_in_the_backbone_group_and_classifiers_may_change(
         assert {id(p) for p in head.parameters()} <= backbone_ids
     for neck in (module.net.neck, module.net.visible_neck, module.net.infrared_neck):
         assert {id(p) for p in neck.parameters() if p.requires_grad} <= new_ids
-    other = EMIFModule(9, arch="resnet18", backbone_pretrained=False)
+    other = EMIFModule(EMIF(9, arch="resnet18"))
     checkpoint = {"state_dict": other.state_dict()}
     with pytest.warns(UserWarning, match="9 classes and this model's 6"):
         module.on_load_checkpoint(checkpoint)
     module.load_state_dict(checkpoint["state_dict"])
     with pytest.raises(ValueError, match="shared_triplet"):
-        EMIFModule(6, arch="resnet18", backbone_pretrained=False, shared_triplet="hard")  # type: ignore[arg-type]
+        EMIFModule(EMIF(6, arch="resnet18"), shared_triplet="hard")  # type: ignore[arg-type]
 
 
 # CLI -----------------------------------------------------------------------------------------
@@ -501,7 +498,8 @@ def test_cli_fit_then_test(sysu_root: Path, tmp_path: Path, capsys: pytest.Captu
     assert main(["fit", "--config", str(config)]) == 0
     (checkpoint,) = (tmp_path / "run").rglob("*.ckpt")
     hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
-    assert hparams["num_classes"] == 13 and hparams["gaussian_eps"] == 1e-4
+    assert hparams["network"]["init_args"]["num_classes"] == 13
+    assert hparams["gaussian_eps"] == 1e-4
     assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
     assert "test/sysu_mm01/all/mAP" in capsys.readouterr().out
 
@@ -510,13 +508,20 @@ def test_cli_fit_then_test(sysu_root: Path, tmp_path: Path, capsys: pytest.Captu
 def test_configs_list_every_emif_argument(dataset: str, capsys: pytest.CaptureFixture) -> None:
     config = CONFIGS / "emif" / f"{dataset}.yaml"
     written = yaml.safe_load(config.read_text())["model"]["init_args"]
-    defaults = {
+    recipe = {
         k: v.default
         for k, v in inspect.signature(EMIFModule.__init__).parameters.items()
-        if k not in ("self", "num_classes", "kwargs", "backbone_weights_file")
+        if k not in ("self", "network", "kwargs")
+    }
+    network = {
+        k: v.default
+        for k, v in inspect.signature(EMIF.__init__).parameters.items()
+        if k not in ("self", "num_classes", "backbone_weights_file", "backbone_pretrained")
     }
     # The recipes spell out every EMIF argument, at the documented defaults.
-    assert {k: written.get(k) for k in defaults} == defaults
+    assert {k: written.get(k) for k in recipe} == recipe
+    assert {k: written["network"].get(k) for k in network} == network
+    assert written["network"]["backbone_pretrained"] is True
     with pytest.raises(SystemExit) as exit_code:
         main(["fit", "--config", str(config), "--print_config"])
     assert exit_code.value.code == 0

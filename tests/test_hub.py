@@ -147,11 +147,7 @@ def test_create_model_pretrained_without_published_weights() -> None:
 def test_init_from_fine_tunes_with_a_new_classifier(saved: tuple[AGW, Path]) -> None:
     net, folder = saved
     module = AGWModule(
-        7,
-        arch="resnet18",
-        backbone_pretrained=False,
-        test_feature="pool",
-        init_from=f"local-dir:{folder}",
+        AGW(7, arch="resnet18", test_feature="pool"), init_from=f"local-dir:{folder}"
     )
     with pytest.warns(UserWarning, match="re-initialised"):
         module.setup("fit")
@@ -169,7 +165,7 @@ def test_init_from_weights_of_another_method_is_refused(
     config = json.loads((folder / "config.json").read_text())
     config["network_class"] = "vireid_zoo.models.other.Other"
     (folder / "config.json").write_text(json.dumps(config))
-    module = AGWModule(5, arch="resnet18", backbone_pretrained=False, init_from=str(folder))
+    module = AGWModule(AGW(5, arch="resnet18"), init_from=str(folder))
     with pytest.raises(WeightsMismatchError, match="holds a vireid_zoo.models.other.Other"):
         module.setup("fit")
 
@@ -232,12 +228,14 @@ def test_publish_requires_measured_results_of_the_same_checkpoint(
         )
         == 0
     )
-    saved = json.loads((out / "config.json").read_text())["pretrained_cfg"]
+    config_json = json.loads((out / "config.json").read_text())
+    saved = config_json["pretrained_cfg"]
+    assert config_json["arch"] == "resnet18" and config_json["backbone_pretrained"] is False
     assert saved["hub_id"] == "me/agw" and saved["dataset"] == "sysu_mm01"
     assert saved["input_size"] == [32, 16]
     assert 0 < saved["metrics"]["sysu_mm01/all/mAP"] <= 1
     assert "sysu_mm01/indoor" in saved["protocol"] and "10" not in saved["protocol"]
-    assert saved["recipe"]["arch"] == "resnet18"
+    assert saved["recipe"]["lr"] == 0.1 and "network" not in saved["recipe"]
     loaded = vz.create_model(f"local-dir:{out}")
     assert loaded.pretrained_cfg.metrics == saved["metrics"]
 

@@ -61,7 +61,7 @@ def randomised(net: torch.nn.Module) -> torch.nn.Module:
 @pytest.fixture()
 def module() -> MHNModule:
     torch.manual_seed(0)
-    module = MHNModule(3, arch="resnet18", backbone_pretrained=False)
+    module = MHNModule(MHN(3, arch="resnet18"))
     randomised(module.net)
     module.log_dict = lambda *args, **kwargs: None  # no trainer attached
     return module
@@ -372,13 +372,13 @@ def test_every_loss_sends_gradients_where_it_should_and_nowhere_else(module: MHN
     # the parameters on those rows' path (in train mode batch statistics couple all rows:
     # every loss then reaches MAM through the hybrid rows' share of the statistics).
     module.eval()
-    terms = module.loss_terms(paired_batch())
+    terms = module.compute_losses(paired_batch())
     drm = {"drm.channel", "drm.spatial"}
     global_neck = {"necks.global.bn", "necks.global.classifier"}
     expected = {
         # Harmonisation: pooled global features of the three streams -> MAM, stems, trunk;
         # no neck or classifier (it acts before the BNNeck), no DRM branch.
-        "harmonization": TRUNK | {"mam"},
+        "harmonisation": TRUNK | {"mam"},
         # Consistency: global logits of visible, infrared and hybrid rows -> the global
         # classifier and BNNeck, the trunk and MAM; not the DRM branches or their heads.
         "consistency": TRUNK | {"mam"} | global_neck,
@@ -388,8 +388,8 @@ def test_every_loss_sends_gradients_where_it_should_and_nowhere_else(module: MHN
         "id_channel": TRUNK
         | {"mam", "drm.channel", "necks.channel.bn", "necks.channel.classifier"},
         "triplet_spatial": TRUNK | {"mam", "drm.spatial"},
-        "id_global": TRUNK | {"mam"} | global_neck,
-        "triplet_global": TRUNK | {"mam"},
+        "id": TRUNK | {"mam"} | global_neck,
+        "triplet": TRUNK | {"mam"},
     }
     for term, groups in expected.items():
         assert touched(module, terms[term]) == groups, term
@@ -398,24 +398,20 @@ def test_every_loss_sends_gradients_where_it_should_and_nowhere_else(module: MHN
 def test_without_hybrid_rows_the_losses_do_not_reach_mam() -> None:
     torch.manual_seed(0)
     module = MHNModule(
-        3,
-        arch="resnet18",
-        backbone_pretrained=False,
+        MHN(3, arch="resnet18"),
         hybrid_in_identity_losses=False,
         consistency_include_hybrid=False,
     )
     randomised(module.net).eval()
-    terms = module.loss_terms(paired_batch())
-    for term in ("consistency", "decorrelation", "id_global", "triplet_channel"):
+    terms = module.compute_losses(paired_batch())
+    for term in ("consistency", "decorrelation", "id", "triplet_channel"):
         assert "mam" not in touched(module, terms[term]), term
-    assert "mam" in touched(module, terms["harmonization"])
+    assert "mam" in touched(module, terms["harmonisation"])
 
 
 def test_total_loss_weights_every_term() -> None:
     module = MHNModule(
-        3,
-        arch="resnet18",
-        backbone_pretrained=False,
+        MHN(3, arch="resnet18"),
         triplet="batch_hard",
         triplet_weight=2.0,
         drm_loss_weight=0.5,
@@ -429,17 +425,18 @@ def test_total_loss_weights_every_term() -> None:
     loss = module.training_step(batch, 0)
     torch.manual_seed(0)
     module.net.train()
-    terms = module.loss_terms(batch)
+    terms = module.compute_losses(batch)
     expected = (
-        terms["id_global"]
-        + 2.0 * terms["triplet_global"]
+        terms["id"]
+        + 2.0 * terms["triplet"]
         + 0.5 * (terms["id_channel"] + 2.0 * terms["triplet_channel"])
         + 0.5 * (terms["id_spatial"] + 2.0 * terms["triplet_spatial"])
-        + 0.3 * terms["harmonization"]
+        + 0.3 * terms["harmonisation"]
         + 0.7 * terms["consistency"]
         + 0.2 * terms["decorrelation"]
     )
     torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(terms["loss"], expected)
 
 
 def test_unpaired_batches_are_refused(module: MHNModule) -> None:
@@ -458,7 +455,7 @@ def test_mam_and_drm_are_new_layers(module: MHNModule) -> None:
 
 
 def test_a_classifier_of_another_size_is_reinitialised(module: MHNModule) -> None:
-    other = MHNModule(5, arch="resnet18", backbone_pretrained=False)
+    other = MHNModule(MHN(5, arch="resnet18"))
     with pytest.warns(UserWarning, match="5 classes and this model's 3"):
         module.on_load_checkpoint({"state_dict": other.state_dict()})
 
@@ -525,7 +522,12 @@ def test_cli_fit_then_test_never_runs_mam_outside_training(
     assert main(["fit", "--config", str(config)]) == 0
     assert calls and all(calls), "MAM ran in training steps only"
     (checkpoint,) = sorted((tmp_path / "run").rglob("*.ckpt"))
-    assert torch.load(checkpoint, weights_only=True)["hyper_parameters"]["num_classes"] == 13
+    assert (
+        torch.load(checkpoint, weights_only=True)["hyper_parameters"]["network"]["init_args"][
+            "num_classes"
+        ]
+        == 13
+    )
     forbid_mam(monkeypatch)
     assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
     assert "test/sysu_mm01/all/mAP" in capsys.readouterr().out

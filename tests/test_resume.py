@@ -9,7 +9,7 @@ from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vireid_zoo.data import SYSUMM01DataModule
-from vireid_zoo.models import AGWModule
+from vireid_zoo.models import AGW, AGWModule
 
 
 def datamodule(root: Path) -> SYSUMM01DataModule:
@@ -27,9 +27,7 @@ def datamodule(root: Path) -> SYSUMM01DataModule:
 
 def fit(root: Path, max_epochs: int, directory: Path, ckpt_path: Path | None = None) -> AGWModule:
     seed_everything(0, verbose=False)
-    module = AGWModule(
-        13, arch="resnet18", backbone_pretrained=False, warmup_epochs=1, milestones=(1,)
-    )
+    module = AGWModule(AGW(13, arch="resnet18"), warmup_epochs=1, milestones=(1,))
     trainer = Trainer(
         accelerator="cpu",
         max_epochs=max_epochs,

@@ -2,8 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 from torch import nn
+
+TestFeature = Literal["bn", "pool"]
+"""Which feature of a head an embedding is: the BNNeck output, or the pooled one before it."""
+
+
+@dataclass
+class HeadOutput:
+    """What an embedding head gives: the pooled feature, its BNNeck feature and logits.
+
+    Part heads stack their parts in a middle dimension: (B, K, C) features and (B, K, N)
+    logits.
+
+    Attributes:
+        pool: Pooled features before the BNNeck (metric losses act on them).
+        bn: BNNeck features (the identity loss acts on their logits).
+        logits: Identity logits of the BNNeck features (None without a classifier).
+    """
+
+    pool: torch.Tensor
+    bn: torch.Tensor
+    logits: torch.Tensor | None
+
+    def feature(self, kind: TestFeature) -> torch.Tensor:
+        """The ``"bn"`` or ``"pool"`` feature."""
+        return self.bn if kind == "bn" else self.pool
+
+    def require_logits(self) -> torch.Tensor:
+        """The logits of a head built with a classifier (training needs them)."""
+        if self.logits is None:
+            raise RuntimeError(
+                "the network was built with num_classes=0 (no classifier) and cannot be "
+                "trained: build it with the number of training identities"
+            )
+        return self.logits
 
 
 class BNNeck(nn.Module):
@@ -36,11 +73,11 @@ class BNNeck(nn.Module):
             self.classifier = nn.Linear(in_features, num_classes, bias=False)
             nn.init.normal_(self.classifier.weight, mean=0.0, std=0.001)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Map pooled features (B, in_features) to ``(bn_feature, logits)``.
+    def forward(self, x: torch.Tensor) -> HeadOutput:
+        """Map pooled features (B, in_features) to their :class:`HeadOutput`.
 
         ``logits`` is (B, num_classes), or None when there is no classifier.
         """
         feature = self.bn(x)
         logits = None if self.classifier is None else self.classifier(feature)
-        return feature, logits
+        return HeadOutput(pool=x, bn=feature, logits=logits)

@@ -19,8 +19,12 @@ import torch
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
 
+from vireid_zoo.blocks.imagenet import (
+    REFERENCE_WEIGHTS,
+    imagenet_weights_file,
+    load_imagenet_weights,
+)
 from vireid_zoo.core.records import Modality
-from vireid_zoo.core.weights import load_weights_strict, read_state_dict
 
 #: timm architectures with the plain ResNet layout (7x7 stem, 1x1-conv downsample paths).
 SUPPORTED_ARCHS: tuple[str, ...] = (
@@ -70,20 +74,27 @@ class TwoStreamResNet(nn.Module):
     ``shared_stages.{s - split_stage - 1}.{block}.*``; the stem keeps timm's names
     (``visible_stages.0.conv1.weight``).
 
+    The networks of the zoo pass their ``backbone_pretrained``, ``backbone_weights`` and
+    ``backbone_weights_file`` arguments as ``pretrained``, ``weights`` and ``weights_file``.
+
     Args:
         arch: A timm architecture from :data:`SUPPORTED_ARCHS`.
-        pretrained: Load timm's ImageNet weights (needs the network or a filled cache).
-        pretrained_file: A local ``.safetensors`` (preferred) or ``.pth``/``.pt`` state dict
-            of the same timm architecture; when given it is used instead of the download,
-            whatever ``pretrained`` says. Loading is strict except for the ``fc.*`` head.
+        pretrained: Start from ImageNet weights (needs the network or a filled cache).
+        weights: The timm pretrained tag of those weights (default ``"tv_in1k"``,
+            torchvision's, as the reference VI-ReID code; see
+            :mod:`vireid_zoo.blocks.imagenet`).
+        weights_file: A local ``.safetensors`` (preferred) or ``.pth``/``.pt`` ImageNet state
+            dict of the same architecture, in timm's or torchvision's layout; when given it
+            is used instead of the download, whatever ``pretrained`` says. Loading is strict
+            except for the ``fc.*`` head.
         split_stage: Last modality-specific stage, 0 (stem only, the AGW setting) to 3.
         last_stride: Stride of ``layer4``'s first block (its strided conv and its
             downsample path): 1 doubles the final map's height and width, 2 is ImageNet's.
 
     Raises:
         ValueError: An unsupported ``arch``, ``split_stage`` or ``last_stride``.
-        RuntimeError: The ImageNet weights could not be fetched, or ``pretrained_file``
-            does not match the architecture.
+        ImageNetWeightsUnavailableError: The ImageNet weights could not be fetched.
+        WeightsMismatchError: ``weights_file`` does not match the architecture.
     """
 
     def __init__(
@@ -91,7 +102,8 @@ class TwoStreamResNet(nn.Module):
         arch: str = "resnet50",
         *,
         pretrained: bool = False,
-        pretrained_file: str | Path | None = None,
+        weights: str = REFERENCE_WEIGHTS,
+        weights_file: str | Path | None = None,
         split_stage: int = 0,
         last_stride: int = 1,
     ) -> None:
@@ -103,7 +115,7 @@ class TwoStreamResNet(nn.Module):
             )
         if last_stride not in (1, 2):
             raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
-        resnet = _build_resnet(arch, pretrained, pretrained_file)
+        resnet = _build_resnet(arch, pretrained, weights, weights_file)
         _set_first_block_stride(resnet.layer4, last_stride)
         stem = nn.Sequential(
             OrderedDict(
@@ -210,49 +222,19 @@ class TwoStreamResNet(nn.Module):
         blocks[block] = BlockWithInsert(blocks[block], module)
 
 
-def _build_resnet(arch: str, pretrained: bool, pretrained_file: str | Path | None) -> ResNet:
-    """Create the timm ResNet and fill it with the requested weights."""
+def _build_resnet(
+    arch: str, pretrained: bool, weights: str, weights_file: str | Path | None
+) -> ResNet:
+    """Create the timm ResNet and fill it with the requested ImageNet weights."""
     if arch not in SUPPORTED_ARCHS:
         raise ValueError(f"arch must be one of {', '.join(SUPPORTED_ARCHS)}; got {arch!r}")
-    if pretrained_file is not None:
-        model = timm.create_model(arch, pretrained=False)
-        _load_weights_file(model, arch, Path(pretrained_file))
-        return model
-    if not pretrained:
-        return timm.create_model(arch, pretrained=False)
-    try:
-        return timm.create_model(arch, pretrained=True)
-    except Exception as err:  # network, hub, cache and checksum failures all end here
-        raise RuntimeError(
-            f"The ImageNet weights of timm model {arch!r} could not be fetched "
-            f"({type(err).__name__}: {err}). Offline, get a state dict of timm's {arch!r} "
-            f"(.safetensors or .pth) and pass pretrained_file=PATH, or use pretrained=False "
-            f"to start from random weights."
-        ) from err
-
-
-def _load_weights_file(model: ResNet, arch: str, path: Path) -> None:
-    """Load a local ImageNet state dict strictly, ignoring only the ``fc.*`` classifier.
-
-    BatchNorm ``num_batches_tracked`` counters may be absent (older files lack them;
-    PyTorch then sets them to 0).
-    """
-    given = {
-        k: v for k, v in read_state_dict(path, "pretrained_file").items() if not k.startswith("fc.")
-    }
-    trunk = nn.Module()  # the ResNet without its ImageNet classifier
-    for name, child in model.named_children():
-        if name != "fc":
-            trunk.add_module(name, child)
-    load_weights_strict(
-        trunk,
-        given,
-        repr(str(path)),
-        target=f"timm architecture {arch!r} (only fc.* may differ)",
-        allow_classifier_resize=False,
-        may_be_missing=lambda key: key.endswith(".num_batches_tracked"),
-        hint=f"Pass an ImageNet state dict of {arch!r} (timm or torchvision layout).",
-    )
+    model = timm.create_model(arch, pretrained=False)
+    if weights_file is not None:
+        load_imagenet_weights(model, arch, Path(weights_file), "backbone_weights_file")
+    elif pretrained:
+        path = imagenet_weights_file(arch, weights)
+        load_imagenet_weights(model, arch, path, f"the {arch}.{weights} weights")
+    return model
 
 
 def _set_first_block_stride(stage: nn.Sequential, stride: int) -> None:

@@ -10,6 +10,7 @@ size are small.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import time
@@ -122,7 +123,7 @@ def demo_datamodule(
 
 
 def demo_recipe(
-    module_class: type[VIReIDModule], num_classes: int, epochs: int, **kwargs: Any
+    module_class: type[VIReIDModule], num_classes: int, epochs: int, **settings: Any
 ) -> VIReIDModule:
     """A method's LightningModule with the demo's CPU recipe.
 
@@ -130,17 +131,25 @@ def demo_recipe(
     and a x0.1 step at 70% of the epochs: the reference SGD recipe needs ImageNet weights
     and 80 epochs, which a CPU demo cannot afford. Every method of the zoo accepts these
     arguments, so ``benchmarks/compare_methods.py`` trains them all alike.
+
+    Args:
+        module_class: The method's module.
+        num_classes: Training identities.
+        epochs: Training epochs (the learning-rate step is at 70% of them).
+        **settings: Arguments of the method's network or module (each goes where its name
+            belongs), e.g. ``test_concat=True`` or ``beta=0.5``.
     """
+    network_parameters = inspect.signature(module_class.network_class.__init__).parameters
+    network = {k: v for k, v in settings.items() if k in network_parameters}
+    recipe = {k: v for k, v in settings.items() if k not in network_parameters}
     return module_class(
-        num_classes,
-        arch="resnet18",
-        backbone_pretrained=False,
+        {"num_classes": num_classes, "arch": "resnet18", "backbone_pretrained": False, **network},
         optimizer="adam",
         lr=1e-3,
         backbone_lr_ratio=1.0,
         warmup_epochs=2,
         milestones=(max(1, int(0.7 * epochs)),),
-        **kwargs,
+        **recipe,
     )
 
 

@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from vireid_zoo.data import VIReIDDataModule
 from vireid_zoo.evaluation.results import write_results
+from vireid_zoo.hub.checkpoints import read_checkpoint, require_requested_model
 from vireid_zoo.models.base import VIReIDModule
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -26,7 +27,9 @@ class VIReIDCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Link ``data.num_classes`` to the model, so it is never typed twice."""
         parser.link_arguments(
-            "data.num_classes", "model.init_args.num_classes", apply_on="instantiate"
+            "data.num_classes",
+            "model.init_args.network.init_args.num_classes",
+            apply_on="instantiate",
         )
         parser.add_argument(
             "--allow_untrained",
@@ -34,6 +37,22 @@ class VIReIDCLI(LightningCLI):
             default=False,
             help="validate/test/predict without --ckpt_path (scores the initial weights)",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """Check the checkpoint against the command instead of overriding the command.
+
+        Lightning would replace the command's model arguments by the checkpoint's without a
+        word. Here the command decides (data, trainer, evaluation options) and the
+        checkpoint must hold the model the command asks for: a checkpoint of another module,
+        network, trunk or network configuration is refused, naming both.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path is None or not Path(ckpt_path).is_file():
+            return
+        content = read_checkpoint(Path(ckpt_path))
+        requested = self.config[subcommand]["model"]
+        require_requested_model(requested.as_dict(), content, str(ckpt_path))
 
     def _require_checkpoint(self) -> None:
         config = self.config[self.subcommand]

@@ -52,7 +52,7 @@ def exported_names(face_file: str | Path, package: str) -> dict[str, tuple[str, 
 
 
 def attach(
-    package: str, face_file: str
+    package: str, face_file: str, eager: tuple[str, ...] = ()
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """Module ``__getattr__``, ``__dir__`` and ``__all__`` for a lazy package face.
 
@@ -62,8 +62,10 @@ def attach(
     Args:
         package: ``__name__`` of the face.
         face_file: ``__file__`` of the face.
+        eager: Public names the face imports itself (listed in ``__all__`` too).
     """
     names = exported_names(face_file, package)
+    public = sorted({*names, *eager})
 
     def __getattr__(name: str) -> Any:
         if name in names:
@@ -80,9 +82,9 @@ def attach(
         return value
 
     def __dir__() -> list[str]:
-        return sorted(names)
+        return public
 
-    return __getattr__, __dir__, sorted(names)
+    return __getattr__, __dir__, public
 
 
 def _is_type_checking(test: ast.expr) -> bool:

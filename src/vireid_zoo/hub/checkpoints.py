@@ -3,37 +3,138 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import json
+import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.contract import PretrainedConfig
-from vireid_zoo.models.base import VIReIDModule
-from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS
+from vireid_zoo.core.weights import WeightsMismatchError
+from vireid_zoo.models.base import (
+    CHECKPOINT_KEY,
+    VIReIDModule,
+    describe_checkpoint,
+    module_class_named,
+)
+from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS, VIReIDNetwork
+from vireid_zoo.models.spec import class_path, loading_trained_weights
+
+CHECKPOINT_DECIDES = {"num_classes", "backbone_weights", *INIT_ONLY_ARGUMENTS}
+"""Network arguments a command may give differently from the checkpoint it tests."""
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a Lightning checkpoint safely (``weights_only=True``: nothing in it runs).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: it is not a readable checkpoint (truncated, or holding other objects),
+            in one paragraph naming the file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain values ({first_line}); the "
+            "zoo loads checkpoints with weights_only=True and never runs code from them. "
+            "Use a checkpoint written by the zoo ('vireid-zoo fit' or a Trainer fitting a zoo "
+            "module)."
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise ValueError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no detail'}); it "
+            "may be truncated by an interrupted copy or run: copy it again or use another "
+            "checkpoint of the run (e.g. last.ckpt)."
+        ) from None
+    if not isinstance(content, dict) or "state_dict" not in content:
+        raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    return content
+
+
+def require_requested_model(
+    requested: Mapping[str, Any], content: Mapping[str, Any], source: str
+) -> None:
+    """Refuse a checkpoint of another model than the one a command asks for, naming both.
+
+    The module class, the network class and the trunk must be the same, and so must every
+    other network argument except the evaluation choices (``test_*``: the command's value
+    is used), ``num_classes`` (a classifier of another size is re-initialised, with a
+    warning) and the initial-weights arguments (the checkpoint's weights replace them).
+
+    Args:
+        requested: The command's ``model`` (``class_path`` and ``init_args`` with the
+            ``network`` specification).
+        content: The checkpoint.
+        source: The checkpoint's path, for messages.
+
+    Raises:
+        WeightsMismatchError: naming what the checkpoint holds and what was asked.
+    """
+    trained = describe_checkpoint(content)
+    network = dict(requested.get("init_args", {}).get("network") or {})
+    if trained["identity"] is None or "class_path" not in network:
+        return  # nothing recorded: the weights themselves are compared when loading
+    module_type = import_zoo_class(requested.get("class_path"), VIReIDModule)
+    network_type = import_zoo_class(network["class_path"], VIReIDNetwork)
+    asked = _json_values(network.get("init_args", {}))
+    identity = (
+        class_path(module_type) if module_type else str(requested.get("class_path")),
+        class_path(network_type) if network_type else network["class_path"],
+        asked.get("arch", "?"),
+    )
+    fix = "Use the config the checkpoint was trained with, or a checkpoint of this model."
+    recorded_module = trained["identity"][0]
+    module_differs = recorded_module is not None and identity[0] != recorded_module
+    if module_differs or identity[1:] != trained["identity"][1:]:
+        module_name, network_name = (name.rsplit(".", 1)[-1] for name in identity[:2])
+        raise WeightsMismatchError(
+            f"{source} holds {trained['described']}, but the command asks for "
+            f"{module_name}({network_name}, arch={identity[2]!r}). {fix}"
+        )
+    saved = _json_values(content["hyper_parameters"]["network"].get("init_args", {}))
+    differing = [
+        f"{key}={saved.get(key)!r} in the checkpoint, {asked.get(key)!r} asked"
+        for key in sorted(saved.keys() | asked.keys())
+        if key not in CHECKPOINT_DECIDES
+        and not key.startswith("test_")
+        and saved.get(key) != asked.get(key)
+    ]
+    if differing:
+        raise WeightsMismatchError(
+            f"{source} was trained with other network arguments than the command gives: "
+            f"{'; '.join(differing)}. {fix}"
+        )
+
+
+def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Arguments as JSON would hold them (tuples as lists, paths as strings)."""
+    return json.loads(json.dumps(dict(values), default=str))
 
 
 def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]:
     """Rebuild a zoo LightningModule from its checkpoint; returns it and the checkpoint.
 
-    The module class comes from the checkpoint's ``_class_path`` (recorded by the CLI) and
-    must be a vireid-zoo class.
+    The module class is the one the checkpoint records (every zoo module records it, from
+    the CLI or from Python); it must be a vireid-zoo class. The network is rebuilt from the
+    checkpoint's specification without its ImageNet initialisation (the checkpoint's
+    weights replace it), so nothing is downloaded.
     """
-    content = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    content = read_checkpoint(checkpoint)
     hparams = dict(content.get("hyper_parameters", {}))
-    class_path = hparams.pop("_class_path", "")
     hparams.pop("_instantiator", None)
-    if not class_path.startswith("vireid_zoo."):
-        raise ValueError(
-            f"{checkpoint} does not record a vireid-zoo model class (found {class_path!r}); "
-            "publish checkpoints written by 'vireid-zoo fit'"
-        )
-    module_path, class_name = class_path.rsplit(".", 1)
-    module_class = getattr(importlib.import_module(module_path), class_name)
-    if not (isinstance(module_class, type) and issubclass(module_class, VIReIDModule)):
-        raise ValueError(f"{class_path} is not a VIReIDModule")
-    module = module_class(**{**hparams, **INIT_ONLY_ARGUMENTS, "init_from": None})
+    recorded = hparams.pop("_class_path", None)
+    name = content.get(CHECKPOINT_KEY, {}).get("module_class") or recorded
+    module_class = module_class_named(name, str(checkpoint))
+    with loading_trained_weights():
+        module = module_class(**{**hparams, "init_from": None})
     module.load_state_dict(content["state_dict"])
     return module.eval(), content
 

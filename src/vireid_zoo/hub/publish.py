@@ -19,13 +19,8 @@ from vireid_zoo.evaluation.results import RESULTS_NAME, read_results
 from vireid_zoo.hub.checkpoints import input_contract, load_trained_module
 from vireid_zoo.models.base import VIReIDModule
 
-RECIPE_KEYS_DROPPED = (
-    "_class_path",
-    "_instantiator",
-    "num_classes",
-    "init_from",
-    "backbone_weights_file",
-)
+RECIPE_KEYS_DROPPED = ("_class_path", "_instantiator", "network", "init_from")
+"""Module arguments that are not the training recipe (the network has its own config)."""
 
 
 def _git_commit() -> str:

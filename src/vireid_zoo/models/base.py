@@ -1,17 +1,19 @@
-"""``VIReIDModule``: the evaluation loop and optimiser recipe every method shares."""
+"""``VIReIDModule``: the training step, optimiser recipe and checkpoints every method shares."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+import inspect
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import nn
 
-from vireid_zoo.core.records import MODALITY_CODES
+from vireid_zoo.core.choices import check_choice
+from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.sources import read_config, resolve_files
+from vireid_zoo.core.version import __version__
 from vireid_zoo.core.weights import (
     WeightsMismatchError,
     compare_weights,
@@ -19,25 +21,34 @@ from vireid_zoo.core.weights import (
     read_weights,
     require_fit,
 )
-from vireid_zoo.evaluation import EvaluationSuite, MultiTrialResult, RerankConfig, RetrievalMetric
+from vireid_zoo.evaluation.rerank import RerankConfig
+from vireid_zoo.losses.identity import IdentityLoss
+from vireid_zoo.models.evaluation_loop import EvaluationLoop
 from vireid_zoo.models.network import VIReIDNetwork
+from vireid_zoo.models.spec import build_network, class_path, network_spec
 
-Stage = Literal["val", "test"]
+Optimizer = Literal["sgd", "adam"]
+CHECKPOINT_KEY = "vireid_zoo"
+"""Where a checkpoint records the module class that wrote it and the zoo's version."""
+REQUIRED_TERMS = ("loss", "accuracy")
+MODULE_CLASSES: dict[str, type[VIReIDModule]] = {}
+"""Module classes by ``module.QualName``; a checkpoint can only name one of these."""
 
 
-class VIReIDModule(LightningModule):
-    """Shared Lightning recipe: evaluation, prediction and the optimiser schedule.
+class VIReIDModule(EvaluationLoop):
+    """Shared Lightning recipe: training step, optimiser schedule, checkpoints, evaluation.
 
-    A method subclasses it, builds its network in ``self.net`` (a
-    :class:`~vireid_zoo.models.network.VIReIDNetwork`) and implements ``training_step``.
-    Validation and test embed every image of the datamodule's evaluation suite with
-    ``net.extract_features(images, modality)`` (each image through its own modality's
-    stem, whatever its role), feed a :class:`RetrievalMetric`, and log, for every task
-    (e.g. ``sysu_mm01/all``), the mean over trials as ``test/<task>/<score>``, the
-    standard deviation as ``test/<task>/<score>_std`` and every trial as
-    ``test/<task>/trial<t>/<score>`` (fractions in [0, 1]); the full
-    :class:`MultiTrialResult` of every task is kept in ``results["val"]`` /
-    ``results["test"]``. ``predict_step`` returns the embeddings.
+    A method subclasses it, names its network class in ``network_class`` and implements
+    :meth:`compute_losses`. The module takes its network whole (an instance, or the
+    ``{"class_path", "init_args"}`` specification YAML configs and checkpoints hold), so
+    every network argument is written once, in the network's signature; the module's own
+    arguments are the training recipe. Evaluation is
+    :class:`~vireid_zoo.models.evaluation_loop.EvaluationLoop`'s.
+
+    Training step: :meth:`compute_losses` returns the weighted total under ``"loss"``, the
+    identity accuracy under ``"accuracy"`` and every named term (``"id"``, ``"triplet"``,
+    and the method's own); all are logged as ``train/<name>`` with the batch size of both
+    modalities together.
 
     Optimiser (the AGW recipe): SGD with momentum and Nesterov, two parameter groups,
     the backbone at ``lr * backbone_lr_ratio`` and the new layers (neck, classifier,
@@ -45,6 +56,10 @@ class VIReIDModule(LightningModule):
     learning rate is multiplied by ``gamma`` at each of ``milestones`` (epochs).
 
     Args:
+        network: The network to train: an instance of ``network_class``, or its
+            constructor arguments (``{"arch": "resnet50", ...}`` or
+            ``{"class_path": ..., "init_args": {...}}``).
+        label_smoothing: Label smoothing of the identity losses (0 in the reference).
         lr: Learning rate of the new layers.
         backbone_lr_ratio: Backbone learning rate as a fraction of ``lr``.
         optimizer: ``"sgd"`` (the reference recipe) or ``"adam"``.
@@ -61,17 +76,24 @@ class VIReIDModule(LightningModule):
             another dataset: ``hf-hub:ORG/NAME[@REVISION]``, ``local-dir:PATH`` or a folder
             written by ``save_pretrained``. Loading is strict except for the classifier,
             which is re-initialised when the number of identities differs. Applied when
-            the trainer sets the module up, before a checkpoint is restored.
+            a fit starts from scratch, never when a checkpoint is restored.
     """
 
-    net: VIReIDNetwork
+    network_class: ClassVar[type[VIReIDNetwork]] = VIReIDNetwork
+    """The network class a method trains (an instance of a subclass is accepted)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODULE_CLASSES[class_path(cls)] = cls
 
     def __init__(
         self,
+        network: VIReIDNetwork | Mapping[str, Any],
         *,
+        label_smoothing: float = 0.0,
         lr: float = 0.1,
         backbone_lr_ratio: float = 0.1,
-        optimizer: Literal["sgd", "adam"] = "sgd",
+        optimizer: Optimizer = "sgd",
         momentum: float = 0.9,
         nesterov: bool = True,
         weight_decay: float = 5e-4,
@@ -84,8 +106,9 @@ class VIReIDModule(LightningModule):
         init_from: str | None = None,
     ) -> None:
         super().__init__()
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        check_choice("optimizer", optimizer, Optimizer)
+        self.net = build_network(self.network_class, network)
+        self.identity_loss = IdentityLoss(label_smoothing)
         self.lr = lr
         self.backbone_lr_ratio = backbone_lr_ratio
         self.optimizer_name = optimizer
@@ -100,125 +123,58 @@ class VIReIDModule(LightningModule):
         self.max_rank = max_rank
         self.init_from = init_from
         self._initialised_from: str | None = None
-        self.metrics: dict[str, RetrievalMetric] = {}
-        self.results: dict[str, dict[str, MultiTrialResult]] = {}
+        # Every constructor argument of the subclass chain, and the network as a
+        # specification (never the module itself): checkpoints rebuild the module from it.
+        self.save_hyperparameters(ignore=["network"])
+        self.save_hyperparameters({**self.hparams, "network": network_spec(self.net)})
 
-    def setup(self, stage: str) -> None:
-        """Load ``init_from`` weights once, before Lightning restores any checkpoint."""
-        if self.init_from and self._initialised_from != self.init_from:
-            config_path, weights_path = resolve_files(self.init_from)
-            saved_class = read_config(config_path).get("network_class")
-            own_class = f"{type(self.net).__module__}.{type(self.net).__qualname__}"
-            if saved_class != own_class:
-                raise WeightsMismatchError(
-                    f"init_from {self.init_from!r} holds a {saved_class} network, but this "
-                    f"module trains a {own_class}; choose weights of the same method"
-                )
-            load_weights_strict(self.net, read_weights(weights_path), source=self.init_from)
-            self._initialised_from = self.init_from
+    # Training ----------------------------------------------------------------------------
 
-    # Embedding ---------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
-        """L2-normalised embeddings of a batch that may mix modalities.
+    @abstractmethod
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term of a paired training batch.
 
         Args:
-            images: (B, 3, H, W).
-            modalities: (B,) codes (0 visible, 1 infrared): each image goes through its
-                own modality's stem.
+            batch: ``visible``, ``infrared`` (B, 3, H, W) and ``visible_pid``,
+                ``infrared_pid`` (B,) training labels, plus a method's extras (e.g. CSCL's
+                part maps).
+
+        Returns:
+            ``"loss"``: the weighted total to minimise; ``"accuracy"``: the identity
+            accuracy of the main classifier; and every unweighted term by name
+            (``"id"``, ``"triplet"``, and the method's own).
         """
-        outputs: torch.Tensor | None = None
-        for name, code in MODALITY_CODES.items():
-            selected = (modalities == code).nonzero(as_tuple=True)[0]
-            if len(selected) == 0:
-                continue
-            batch = images[selected]
-            features = self.net.extract_features(batch, name)
-            if self.flip_test:
-                flipped = self.net.extract_features(torch.flip(batch, dims=[3]), name)
-                features = nn.functional.normalize(features + flipped, dim=1)
-            if outputs is None:
-                outputs = features.new_empty(len(images), features.shape[1])
-            outputs[selected] = features
-        if outputs is None:
-            raise ValueError("an evaluation batch holds no image")
-        return outputs
 
-    # Evaluation loop ---------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """:meth:`compute_losses`, logged as ``train/<term>``; returns the total."""
+        terms = self.compute_losses(batch)
+        missing = [name for name in REQUIRED_TERMS if name not in terms]
+        if missing:
+            raise KeyError(f"{type(self).__name__}.compute_losses returned no {missing}")
+        size = len(batch["visible_pid"]) + len(batch["infrared_pid"])
+        shown = {f"train/{name}": terms[name] for name in REQUIRED_TERMS}
+        self.log_dict(shown, prog_bar=True, batch_size=size)
+        others = {f"train/{k}": v for k, v in terms.items() if k not in REQUIRED_TERMS}
+        self.log_dict(others, batch_size=size)
+        return terms["loss"]
 
-    def _suite(self, stage: Stage) -> EvaluationSuite:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        suite = None
-        if datamodule is not None:
-            suite = datamodule.val_suite if stage == "val" else datamodule.test_suite
-        if suite is None:
-            loaders = (
-                self.trainer.val_dataloaders if stage == "val" else self.trainer.test_dataloaders
+    def setup(self, stage: str) -> None:
+        """Load ``init_from`` weights once, when a fit starts from scratch."""
+        resuming = self._trainer is not None and self.trainer.ckpt_path is not None
+        if stage != "fit" or resuming or not self.init_from:
+            return
+        if self._initialised_from == self.init_from:
+            return
+        config_path, weights_path = resolve_files(self.init_from)
+        saved_class = read_config(config_path).get("network_class")
+        own_class = class_path(type(self.net))
+        if saved_class != own_class:
+            raise WeightsMismatchError(
+                f"init_from {self.init_from!r} holds a {saved_class} network, but this "
+                f"module trains a {own_class}; choose weights of the same method"
             )
-            suite = getattr(getattr(loaders, "dataset", None), "suite", None)
-        if suite is None:
-            raise RuntimeError(
-                f"{stage} needs an evaluation suite: use a vireid_zoo DataModule, or a "
-                "dataloader over vireid_zoo.data.EvaluationDataset.from_suite(suite, transform)"
-            )
-        return suite
-
-    def _start(self, stage: Stage) -> None:
-        metric = RetrievalMetric(self._suite(stage), max_rank=self.max_rank, rerank=self.rerank)
-        self.metrics[stage] = metric.to(self.device)
-
-    def _update(self, stage: Stage, batch: dict[str, torch.Tensor]) -> None:
-        features = self.embed(batch["image"], batch["modality"])
-        self.metrics[stage].update(
-            batch["index"], features, batch["pid"], batch["camid"], batch["modality"]
-        )
-
-    def _finish(self, stage: Stage) -> None:
-        metric = self.metrics.pop(stage)
-        results = metric.compute()
-        self.results[stage] = results
-        for task, result in results.items():
-            prefix = f"{stage}/{task}"
-            scores = {f"{prefix}/{k}": v for k, v in result.mean.items()}
-            scores |= {f"{prefix}/{k}_std": v for k, v in result.std.items()}
-            for trial, trial_result in zip(result.trials, result.per_trial, strict=True):
-                scores |= {
-                    f"{prefix}/trial{trial}/{k}": v for k, v in trial_result.summary().items()
-                }
-            # Every rank holds the same gathered result: no further reduction is needed.
-            self.log_dict(scores, sync_dist=False, rank_zero_only=False)
-
-    def on_validation_epoch_start(self) -> None:
-        """Create the validation metric for the datamodule's validation suite."""
-        self._start("val")
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Embed a validation batch."""
-        self._update("val", batch)
-
-    def on_validation_epoch_end(self) -> None:
-        """Score the validation tasks and log them."""
-        self._finish("val")
-
-    def on_test_epoch_start(self) -> None:
-        """Create the test metric for the datamodule's test suite."""
-        self._start("test")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Embed a test batch."""
-        self._update("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        """Score every test task over its trials and log per-trial, mean and std."""
-        self._finish("test")
-
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
-        """Return the batch's L2-normalised embeddings with their labels and indices."""
-        return {
-            "features": self.embed(batch["image"], batch["modality"]),
-            **{k: batch[k] for k in ("index", "pid", "camid", "modality") if k in batch},
-        }
+        load_weights_strict(self.net, read_weights(weights_path), source=self.init_from)
+        self._initialised_from = self.init_from
 
     # Optimisation ------------------------------------------------------------------------
 
@@ -262,26 +218,39 @@ class VIReIDModule(LightningModule):
 
     # Checkpoints -------------------------------------------------------------------------
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check, before loading, that a checkpoint's weights fit this model.
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the module class and the zoo's version beside Lightning's content."""
+        checkpoint[CHECKPOINT_KEY] = {
+            "module_class": class_path(type(self)),
+            "version": __version__,
+        }
 
-        Only the identity classifier may differ in size (e.g. testing a SYSU-MM01 model on
-        RegDB): it is then re-initialised with a warning, since embeddings do not use it;
-        a resumed fit still needs the same classes. Any other difference is refused in
-        one message naming the weights.
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check, before loading, that a checkpoint is of this model and its weights fit.
+
+        A checkpoint of another module or network class, or of another trunk, is refused
+        naming both. Only the identity classifier may differ in size (e.g. testing a
+        SYSU-MM01 model on RegDB): it is then re-initialised with a warning, since
+        embeddings do not use it; a resumed fit still needs the same classes. Any other
+        difference is refused in one message naming the weights.
         """
+        trained = describe_checkpoint(checkpoint)
+        mine = self.describe()
+        identity = trained["identity"]
+        if identity is not None and (
+            identity[1:] != self._identity()[1:] or identity[0] not in (None, self._identity()[0])
+        ):
+            raise WeightsMismatchError(
+                f"the checkpoint holds {trained['described']}, but this run builds {mine}. "
+                "Use the config the checkpoint was trained with (model class, network, arch)."
+            )
         state = checkpoint.get("state_dict", {})
         difference = compare_weights(self.state_dict(), state)
         resuming = self._trainer is not None and self.trainer.state.fn == "fit"
-        trained = checkpoint.get("hyper_parameters", {})
-        described = ", ".join(
-            f"{k}={trained[k]!r}" for k in ("arch", "num_classes") if k in trained
-        )
         require_fit(
             difference,
             source="the checkpoint",
-            target=f"{type(self).__name__}({self.describe()}) (it was trained as "
-            f"{described or 'another model'})",
+            target=f"{mine} (it was trained as {trained['described'] or 'another model'})",
             allow_classifier_resize=not resuming,
             hint="Use the config the checkpoint was trained with (model class, arch, dataset).",
         )
@@ -296,7 +265,55 @@ class VIReIDModule(LightningModule):
                 "not use it)."
             )
 
+    def _identity(self) -> tuple[str, str, str]:
+        return class_path(type(self)), class_path(type(self.net)), self.net.backbone.arch
+
     def describe(self) -> str:
-        """A short description of the model's architecture, for messages."""
-        hparams = self.hparams
-        return ", ".join(f"{k}={hparams[k]!r}" for k in ("arch", "num_classes") if k in hparams)
+        """The module, network and trunk, for messages: ``AGWModule(AGW, arch='resnet50')``."""
+        return _describe(*self._identity(), self.hparams["network"]["init_args"].get("num_classes"))
+
+
+def _describe(module: str, network: str, arch: str, num_classes: object) -> str:
+    short = module.rsplit(".", 1)[-1], network.rsplit(".", 1)[-1]
+    return f"{short[0]}({short[1]}, arch={arch!r}, num_classes={num_classes!r})"
+
+
+def describe_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """What a checkpoint of the zoo holds: its module class, network class and arch.
+
+    Returns:
+        ``identity``: ``(module class, network class, arch)`` with canonical class paths
+        (the module class None where the checkpoint does not record it), or None for a
+        checkpoint without a network specification; ``described``: the same in words.
+    """
+    hparams = checkpoint.get("hyper_parameters", {})
+    network = hparams.get("network")
+    if not isinstance(network, Mapping) or "class_path" not in network:
+        return {"identity": None, "described": None}
+    recorded = checkpoint.get(CHECKPOINT_KEY, {}).get("module_class") or hparams.get("_class_path")
+    module = import_zoo_class(recorded, VIReIDModule)
+    network_type = import_zoo_class(network["class_path"], VIReIDNetwork)
+    arguments = network.get("init_args", {})
+    identity = (
+        class_path(module) if module else None,
+        class_path(network_type) if network_type else network["class_path"],
+        arguments.get("arch", "?"),
+    )
+    shown = (identity[0] or "a module", *identity[1:])
+    return {"identity": identity, "described": _describe(*shown, arguments.get("num_classes"))}
+
+
+def module_class_named(name: object, source: str) -> type[VIReIDModule]:
+    """The zoo module class ``name`` (``module.QualName``) names; nothing else is accepted.
+
+    Raises:
+        ValueError: ``name`` is not a LightningModule class of the zoo.
+    """
+    found = import_zoo_class(name, VIReIDModule)
+    if found is None:
+        known = sorted(k for k, v in MODULE_CLASSES.items() if not inspect.isabstract(v))
+        raise ValueError(
+            f"{source} names module class {name!r}, which is not a vireid-zoo module (known: "
+            f"{known}); use a checkpoint written by a zoo module"
+        )
+    return found

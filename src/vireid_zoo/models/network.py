@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 from abc import ABC, abstractmethod
@@ -16,6 +15,7 @@ from torch import nn
 
 from vireid_zoo.blocks import TwoStreamResNet
 from vireid_zoo.core.card import model_card
+from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.contract import (
     HF_HUB_PREFIX,
     LOCAL_DIR_PREFIX,
@@ -150,7 +150,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
         source = source.removeprefix(LOCAL_DIR_PREFIX)
         if inspect.isabstract(cls):
             config_path, _ = resolve_files(source, **_download_arguments(kwargs))
-            cls = network_class(read_config(config_path), source)
+            cls = network_class(read_config(config_path).get("network_class"), str(config_path))
         # Explicit super(): ``cls`` may have been replaced by the class the config names.
         return super(VIReIDNetwork, cls).from_pretrained(source, **kwargs)  # noqa: UP008
 
@@ -190,19 +190,24 @@ def _download_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in keys if k in kwargs}
 
 
-def network_class(config: dict[str, Any], source: str) -> type[VIReIDNetwork]:
-    """The zoo class a saved ``config.json`` names (only classes the zoo defines)."""
-    name = config.get("network_class")
-    if isinstance(name, str) and name.startswith("vireid_zoo.models.") and "." in name:
-        # Importing the zoo's own module registers the class; nothing else is imported.
-        importlib.import_module(name.rsplit(".", 1)[0])
-    if name not in NETWORK_CLASSES:
+def network_class(name: object, source: str) -> type[VIReIDNetwork]:
+    """The zoo network class ``name`` (``module.QualName``) names; nothing else is accepted.
+
+    Args:
+        name: The class path, from a ``config.json``, a checkpoint or a config.
+        source: Where the name comes from, for the message.
+
+    Raises:
+        ValueError: ``name`` is not a network class of the zoo.
+    """
+    found = import_zoo_class(name, VIReIDNetwork)
+    if found is None:
         raise ValueError(
-            f"{source}: config.json names network class {name!r}, which is not a vireid-zoo "
-            f"network (known: {sorted(NETWORK_CLASSES)}); it was not saved by vireid-zoo, or "
-            "by a newer version"
+            f"{source} names network class {name!r}, which is not a vireid-zoo network "
+            f"(known: {sorted(NETWORK_CLASSES)}); it was not saved by vireid-zoo, or by a "
+            "newer version"
         )
-    return NETWORK_CLASSES[name]
+    return found
 
 
 def load_network(source: str, **kwargs: Any) -> VIReIDNetwork:

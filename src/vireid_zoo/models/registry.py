@@ -39,6 +39,31 @@ def register_model(factory: F) -> F:
     return factory
 
 
+TRUNKS = ("resnet18", "resnet34", "resnet50", "resnet101")
+"""Trunks every method registers as ``<method>_<trunk>``."""
+
+
+def register_architectures(network_class: type[VIReIDNetwork], reference: str = "resnet50") -> None:
+    """Register a ``<method>_<trunk>`` factory of a network class for every trunk of TRUNKS.
+
+    Args:
+        network_class: The method's network; its ``method_name`` gives the prefix.
+        reference: The trunk of the method's recipes (named so in the factory's doc).
+    """
+    roles = {"resnet18": " (for quick experiments and the demo)", reference: " (its recipes)"}
+    for trunk in TRUNKS:
+        register_model(_trunk_factory(network_class, trunk, roles.get(trunk, "")))
+
+
+def _trunk_factory(network_class: type[VIReIDNetwork], trunk: str, role: str) -> Factory:
+    def factory(**kwargs: Any) -> VIReIDNetwork:
+        return network_class(arch=trunk, **kwargs)
+
+    factory.__name__ = factory.__qualname__ = f"{network_class.method_name.lower()}_{trunk}"
+    factory.__doc__ = f"{network_class.method_name} on a {trunk} trunk{role}."
+    return factory
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered architecture names matching a shell-style ``pattern``, sorted."""
     _import_builtin_methods()

@@ -3,40 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import (
-    BNNeck,
-    GeneralizedMeanPooling,
-    NonLocalBlock,
-    TwoStreamResNet,
-)
+from vireid_zoo.blocks.attention import NonLocalBlock
+from vireid_zoo.blocks.imagenet import REFERENCE_WEIGHTS
+from vireid_zoo.blocks.neck import BNNeck, HeadOutput, TestFeature
+from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
+from vireid_zoo.blocks.two_stream import TwoStreamResNet
+from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.network import VIReIDNetwork
 
-TestFeature = Literal["bn", "pool"]
 REFERENCE_NON_LOCAL_BLOCKS = (0, 2, 3, 0)
 """Non-local blocks after the last N blocks of layer1..4 in the reference AGW."""
-
-
-@dataclass
-class AGWOutput:
-    """Training outputs of :meth:`AGW.forward_pair` for the visible then infrared images.
-
-    Attributes:
-        pool: GeM-pooled features before the BNNeck (the triplet loss acts on them).
-        bn: BNNeck features.
-        logits: Identity logits of the BNNeck features (None without a classifier).
-    """
-
-    pool: torch.Tensor
-    bn: torch.Tensor
-    logits: torch.Tensor | None
 
 
 class AGW(VIReIDNetwork):
@@ -55,8 +37,11 @@ class AGW(VIReIDNetwork):
     Args:
         num_classes: Training identities (the classifier's size); 0 for inference only.
         arch: A timm ResNet (resnet18/34/50/101, ...).
-        backbone_pretrained: Initialise the trunk with timm's ImageNet weights.
-        backbone_weights_file: A local ImageNet state dict instead of the download.
+        backbone_pretrained: Initialise the trunk with ImageNet weights.
+        backbone_weights: The timm tag of those weights (``"tv_in1k"``: torchvision's, as
+            the reference).
+        backbone_weights_file: A local ImageNet state dict (timm or torchvision layout)
+            instead of the download.
         non_local_blocks: Non-local blocks after the last N residual blocks of layer1..4.
             By default the reference placement (0, 2, 3, 0), capped at each layer's number
             of blocks for shallow trunks (resnet18 has 2 blocks per layer); explicit counts
@@ -81,6 +66,7 @@ class AGW(VIReIDNetwork):
         *,
         arch: str = "resnet50",
         backbone_pretrained: bool = False,
+        backbone_weights: str = REFERENCE_WEIGHTS,
         backbone_weights_file: str | Path | None = None,
         non_local_blocks: Sequence[int] | None = None,
         non_local_channels: int = 1,
@@ -90,8 +76,7 @@ class AGW(VIReIDNetwork):
         test_feature: TestFeature = "bn",
     ) -> None:
         super().__init__()
-        if test_feature not in ("bn", "pool"):
-            raise ValueError(f"test_feature must be 'bn' or 'pool', got {test_feature!r}")
+        check_choice("test_feature", test_feature, TestFeature)
         if non_local_blocks is not None and len(non_local_blocks) != 4:
             raise ValueError(
                 f"non_local_blocks needs one count per layer1..layer4, got {non_local_blocks}"
@@ -99,7 +84,8 @@ class AGW(VIReIDNetwork):
         self.backbone = TwoStreamResNet(
             arch,
             pretrained=backbone_pretrained,
-            pretrained_file=backbone_weights_file,
+            weights=backbone_weights,
+            weights_file=backbone_weights_file,
             split_stage=split_stage,
             last_stride=last_stride,
         )
@@ -125,12 +111,10 @@ class AGW(VIReIDNetwork):
             width = self.backbone.stage_channels[stage]
             self.backbone.insert_after_block(stage, block, NonLocalBlock(width, channels))
 
-    def _head(self, feature_map: torch.Tensor) -> AGWOutput:
-        pool = self.pool(feature_map)
-        bn, logits = self.neck(pool)
-        return AGWOutput(pool=pool, bn=bn, logits=logits)
+    def _head(self, feature_map: torch.Tensor) -> HeadOutput:
+        return self.neck(self.pool(feature_map))
 
-    def forward_pair(self, visible: torch.Tensor, infrared: torch.Tensor) -> AGWOutput:
+    def forward_pair(self, visible: torch.Tensor, infrared: torch.Tensor) -> HeadOutput:
         """Training forward of a paired batch; rows are the visible, then infrared images.
 
         Each modality goes through its own stem, then both together through the shared
@@ -143,12 +127,10 @@ class AGW(VIReIDNetwork):
             ]
         )
         output = self._head(self.backbone.forward_shared(specific))
-        if output.logits is None:
-            raise RuntimeError("AGW was built with num_classes=0 and cannot be trained")
+        output.require_logits()
         return output
 
     def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
         """L2-normalised ``test_feature`` embeddings of images of one modality."""
         output = self._head(self.backbone(images, modality))
-        feature = output.bn if self.test_feature == "bn" else output.pool
-        return nn.functional.normalize(feature, dim=1)
+        return nn.functional.normalize(output.feature(self.test_feature), dim=1)

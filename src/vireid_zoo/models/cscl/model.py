@@ -11,7 +11,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, TwoStreamResNet
+from vireid_zoo.blocks.imagenet import REFERENCE_WEIGHTS
+from vireid_zoo.blocks.neck import BNNeck, HeadOutput, TestFeature
+from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
+from vireid_zoo.blocks.two_stream import TwoStreamResNet
+from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.cscl.blocks import (
     ParsingAlignedAttention,
@@ -22,7 +26,6 @@ from vireid_zoo.models.cscl.blocks import (
 )
 from vireid_zoo.models.network import VIReIDNetwork
 
-TestFeature = Literal["bn", "pool"]
 InferenceMask = Literal["predicted", "none"]
 TestNormalization = Literal["concat", "each"]
 
@@ -32,22 +35,15 @@ class CSCLOutput:
     """Outputs of :meth:`CSCL.forward_pair` (rows: the visible, then the infrared images).
 
     Attributes:
-        pool: Global GeM features before the BNNeck (B, C).
-        bn: Global BNNeck features (B, C).
-        logits: Global identity logits (B, N), or None without a classifier.
+        head: The global feature: GeM-pooled (B, C), BNNeck (B, C), logits (B, N).
+        parts: SPAM's part features before their BNNecks (B, K, C), after them (B, K, C)
+            and the identity logits of each part (B, K, N).
         parsing_logits: SPAM's part logits (B, K + 1, h, w).
-        part_pool: Part features before their BNNecks (B, K, C).
-        part_bn: Part BNNeck features (B, K, C).
-        part_logits: Identity logits of each part (B, K, N), or None without a classifier.
     """
 
-    pool: torch.Tensor
-    bn: torch.Tensor
-    logits: torch.Tensor | None
+    head: HeadOutput
+    parts: HeadOutput
     parsing_logits: torch.Tensor
-    part_pool: torch.Tensor
-    part_bn: torch.Tensor
-    part_logits: torch.Tensor | None
 
 
 class CSCL(VIReIDNetwork):
@@ -69,8 +65,11 @@ class CSCL(VIReIDNetwork):
     Args:
         num_classes: Training identities (classifier size); 0 for inference only.
         arch: A timm ResNet (resnet18/34/50/101, ...).
-        backbone_pretrained: Initialise the trunk with timm's ImageNet weights.
-        backbone_weights_file: A local ImageNet state dict instead of the download.
+        backbone_pretrained: Initialise the trunk with ImageNet weights.
+        backbone_weights: The timm tag of those weights [A] (``"tv_in1k"``: torchvision's,
+            as the reference code of the field).
+        backbone_weights_file: A local ImageNet state dict (timm or torchvision layout)
+            instead of the download.
         num_parts: K, body parts of the parsing grouping without the background
             (4 for the default LIP grouping: head, upper body, lower body, shoes).
         pam_stages: Stages (1..4 = layer1..4, not below ``split_stage``) followed by a PAM.
@@ -99,6 +98,7 @@ class CSCL(VIReIDNetwork):
         *,
         arch: str = "resnet50",
         backbone_pretrained: bool = False,
+        backbone_weights: str = REFERENCE_WEIGHTS,
         backbone_weights_file: str | Path | None = None,
         num_parts: int = 4,
         pam_stages: Sequence[int] = (1, 2, 3),
@@ -113,13 +113,14 @@ class CSCL(VIReIDNetwork):
         test_normalization: TestNormalization = "concat",
     ) -> None:
         super().__init__()
-        _check_choice("test_feature", test_feature, ("bn", "pool"))
-        _check_choice("inference_mask", inference_mask, ("predicted", "none"))
-        _check_choice("test_normalization", test_normalization, ("concat", "each"))
+        check_choice("test_feature", test_feature, TestFeature)
+        check_choice("inference_mask", inference_mask, InferenceMask)
+        check_choice("test_normalization", test_normalization, TestNormalization)
         self.backbone = TwoStreamResNet(
             arch,
             pretrained=backbone_pretrained,
-            pretrained_file=backbone_weights_file,
+            weights=backbone_weights,
+            weights_file=backbone_weights_file,
             split_stage=split_stage,
             last_stride=last_stride,
         )
@@ -157,15 +158,18 @@ class CSCL(VIReIDNetwork):
         return self.pam[key](x, foreground) if key in self.pam else x
 
     def _head(self, feature_map: torch.Tensor) -> CSCLOutput:
-        pool = self.pool(feature_map)
-        bn, logits = self.neck(pool)
+        head = self.neck(self.pool(feature_map))
         parsing_logits, part_pool = self.spam(feature_map)
         part_outputs = [neck(part_pool[:, k]) for k, neck in enumerate(self.part_necks)]
-        part_bn = torch.stack([feature for feature, _ in part_outputs], dim=1)
         part_logits = None
-        if logits is not None:
-            part_logits = torch.stack([scores for _, scores in part_outputs], dim=1)
-        return CSCLOutput(pool, bn, logits, parsing_logits, part_pool, part_bn, part_logits)
+        if head.logits is not None:
+            part_logits = torch.stack([part.require_logits() for part in part_outputs], dim=1)
+        parts = HeadOutput(
+            pool=part_pool,
+            bn=torch.stack([part.bn for part in part_outputs], dim=1),
+            logits=part_logits,
+        )
+        return CSCLOutput(head=head, parts=parts, parsing_logits=parsing_logits)
 
     def forward_pair(
         self,
@@ -193,8 +197,7 @@ class CSCL(VIReIDNetwork):
         )
         foreground = foreground_from_labels(torch.cat([visible_parsing, infrared_parsing]))
         output = self._head(self._trunk(specific, foreground))
-        if output.logits is None:
-            raise RuntimeError("CSCL was built with num_classes=0 and cannot be trained")
+        output.head.require_logits()
         return output
 
     def features(self, images: torch.Tensor, modality: Modality) -> CSCLOutput:
@@ -209,17 +212,9 @@ class CSCL(VIReIDNetwork):
     def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
         """L2-normalised test embeddings: global (+ parts) ``test_feature`` features."""
         output = self.features(images, modality)
-        glob, parts = (
-            (output.bn, output.part_bn)
-            if self.test_feature == "bn"
-            else (output.pool, output.part_pool)
-        )
+        glob = output.head.feature(self.test_feature)
+        parts = output.parts.feature(self.test_feature)
         pieces = [glob, *parts.unbind(dim=1)] if self.test_parts else [glob]
         if self.test_normalization == "each":
             pieces = [nn.functional.normalize(p, dim=1) / math.sqrt(len(pieces)) for p in pieces]
         return nn.functional.normalize(torch.cat(pieces, dim=1), dim=1)
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
 
-from vireid_zoo.losses import IdentityLoss, TripletKind, make_triplet_loss
+from vireid_zoo.losses.triplet import TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
-from vireid_zoo.models.cscl.blocks import PartPooling
 from vireid_zoo.models.cscl.losses import DivisionLoss, IdentityCenterMiningLoss, ParsingLoss
-from vireid_zoo.models.cscl.model import CSCL, InferenceMask, TestFeature, TestNormalization
+from vireid_zoo.models.cscl.model import CSCL
 
 _NO_MAPS_MESSAGE = (
     "CSCL trains with human-parsing maps, but the training data has no {missing}: set the "
@@ -37,22 +35,7 @@ class CSCLModule(VIReIDModule):
     ``parsing_root``); evaluation takes images alone.
 
     Args:
-        num_classes: Training identities; the CLI links it from the datamodule.
-        arch: timm ResNet of the trunk.
-        backbone_pretrained: Start from ImageNet weights.
-        backbone_weights_file: Local ImageNet weights instead of the download.
-        num_parts: K body parts (the datamodule's grouping size minus the background).
-        pam_stages: Stages followed by a PAM (layer1..layer3).
-        pam_reduction: PAM MLP reduction ratio.
-        inference_mask: PAM foreground without maps: ``"predicted"`` or ``"none"``.
-        part_pooling: ``"class_softmax"`` or ``"spatial_softmax"`` part pooling weights.
-        gem_p: GeM exponent.
-        last_stride: Stride of layer4's first block.
-        split_stage: Last modality-specific stage.
-        test_feature: ``"bn"`` or ``"pool"`` features at test time.
-        test_parts: Concatenate the part features to the global one at test time.
-        test_normalization: ``"concat"`` (normalise the concatenation) or ``"each"``.
-        label_smoothing: Label smoothing of every identity loss.
+        network: The :class:`CSCL` network, or its arguments.
         part_id_weight: Weight of the mean part identity loss.
         triplet: ``"wrt"`` (AGW's weighted regularisation triplet) or ``"batch_hard"``.
         triplet_margin: Margin of the batch-hard triplet.
@@ -61,31 +44,19 @@ class CSCLModule(VIReIDModule):
         division_weight: lambda_d, weight of the division loss.
         icm_weight: lambda_c, weight of the ICM loss.
         icm_margin: Margin of the ICM loss.
-        **kwargs: :class:`VIReIDModule` arguments (optimiser, schedule, evaluation).
+        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
+            optimiser, schedule, evaluation).
     """
 
+    network_class = CSCL
+    net: CSCL
     requires_parsing: ClassVar[bool] = True
     """Training needs a datamodule with ``parsing_root`` (benchmarks read this)."""
 
     def __init__(
         self,
-        num_classes: int,
+        network: CSCL | Mapping[str, Any],
         *,
-        arch: str = "resnet50",
-        backbone_pretrained: bool = True,
-        backbone_weights_file: str | Path | None = None,
-        num_parts: int = 4,
-        pam_stages: Sequence[int] = (1, 2, 3),
-        pam_reduction: int = 16,
-        inference_mask: InferenceMask = "predicted",
-        part_pooling: PartPooling = "class_softmax",
-        gem_p: float = 3.0,
-        last_stride: int = 1,
-        split_stage: int = 0,
-        test_feature: TestFeature = "bn",
-        test_parts: bool = True,
-        test_normalization: TestNormalization = "concat",
-        label_smoothing: float = 0.0,
         part_id_weight: float = 1.0,
         triplet: TripletKind = "wrt",
         triplet_margin: float = 0.3,
@@ -96,26 +67,7 @@ class CSCLModule(VIReIDModule):
         icm_margin: float = 0.3,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.save_hyperparameters()
-        self.net = CSCL(
-            num_classes,
-            arch=arch,
-            backbone_pretrained=backbone_pretrained,
-            backbone_weights_file=backbone_weights_file,
-            num_parts=num_parts,
-            pam_stages=pam_stages,
-            pam_reduction=pam_reduction,
-            inference_mask=inference_mask,
-            part_pooling=part_pooling,
-            gem_p=gem_p,
-            last_stride=last_stride,
-            split_stage=split_stage,
-            test_feature=test_feature,
-            test_parts=test_parts,
-            test_normalization=test_normalization,
-        )
-        self.identity_loss = IdentityLoss(label_smoothing)
+        super().__init__(network, **kwargs)
         self.triplet_loss = make_triplet_loss(triplet, triplet_margin)
         self.parsing_loss = ParsingLoss()
         self.division_loss = DivisionLoss()
@@ -144,12 +96,16 @@ class CSCLModule(VIReIDModule):
             raise ValueError(
                 f"the datamodule's parsing_grouping has {grouping_parts} part indices "
                 f"(background included), but the model has num_parts={self.net.num_parts} "
-                f"(+ background = {self.net.num_parts + 1}): set model.init_args.num_parts to "
-                f"{grouping_parts - 1}, or choose a grouping of {self.net.num_parts + 1} parts"
+                f"(+ background = {self.net.num_parts + 1}): set "
+                f"model.init_args.network.num_parts to {grouping_parts - 1}, or choose a "
+                f"grouping of {self.net.num_parts + 1} parts"
             )
 
-    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every loss term of a training batch, unweighted, and the weighted total ``loss``.
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term of a training batch, their weighted total and the accuracy.
+
+        Terms: ``id`` (global), ``id_parts`` (mean over the parts), ``triplet``,
+        ``parsing``, ``division`` and ``centre`` (ICM).
 
         Raises:
             ValueError: The batch has no parsing maps (the datamodule lacks parsing_root).
@@ -163,38 +119,31 @@ class CSCLModule(VIReIDModule):
         labels = torch.cat([batch["visible_pid"], batch["infrared_pid"]])
         size = len(batch["visible_pid"])
         modalities = torch.cat([labels.new_zeros(size), labels.new_ones(size)])
-        assert output.logits is not None and output.part_logits is not None  # forward_pair checks
+        logits = output.head.require_logits()
         part_identity = torch.stack(
-            [self.identity_loss(scores, labels) for scores in output.part_logits.unbind(dim=1)]
+            [
+                self.identity_loss(scores, labels)
+                for scores in output.parts.require_logits().unbind(dim=1)
+            ]
         ).mean()
         terms = {
-            "id_loss": self.identity_loss(output.logits, labels),
-            "part_id_loss": part_identity,
-            "triplet_loss": self.triplet_loss(output.pool, labels),
-            "parsing_loss": self.parsing_loss(
+            "id": self.identity_loss(logits, labels),
+            "id_parts": part_identity,
+            "triplet": self.triplet_loss(output.head.pool, labels),
+            "parsing": self.parsing_loss(
                 output.parsing_logits,
                 torch.cat([batch["visible_parsing"], batch["infrared_parsing"]]),
             ),
-            "division_loss": self.division_loss(output.part_pool),
-            "icm_loss": self.icm_loss(output.pool, labels, modalities),
+            "division": self.division_loss(output.parts.pool),
+            "centre": self.icm_loss(output.head.pool, labels, modalities),
         }
         terms["loss"] = (
-            terms["id_loss"]
-            + self.part_id_weight * terms["part_id_loss"]
-            + self.triplet_weight * terms["triplet_loss"]
-            + self.parsing_weight * terms["parsing_loss"]
-            + self.division_weight * terms["division_loss"]
-            + self.icm_weight * terms["icm_loss"]
+            terms["id"]
+            + self.part_id_weight * terms["id_parts"]
+            + self.triplet_weight * terms["triplet"]
+            + self.parsing_weight * terms["parsing"]
+            + self.division_weight * terms["division"]
+            + self.icm_weight * terms["centre"]
         )
-        terms["accuracy"] = (output.logits.argmax(dim=1) == labels).float().mean()
+        terms["accuracy"] = (logits.argmax(dim=1) == labels).float().mean()
         return terms
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The weighted sum of the CSCL losses; every term is logged under ``train/``."""
-        terms = self.losses(batch)
-        self.log_dict(
-            {f"train/{name}": value for name, value in terms.items()},
-            prog_bar=True,
-            batch_size=2 * len(batch["visible_pid"]),
-        )
-        return terms["loss"]

@@ -18,12 +18,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, TwoStreamResNet
-from vireid_zoo.blocks.two_stream import LAST_STAGE
+from vireid_zoo.blocks.imagenet import REFERENCE_WEIGHTS
+from vireid_zoo.blocks.neck import BNNeck, HeadOutput, TestFeature
+from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
+from vireid_zoo.blocks.two_stream import LAST_STAGE, TwoStreamResNet
+from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.network import VIReIDNetwork
 
-TestFeature = Literal["bn", "pool"]
 Branch = Literal["shared", "visible", "infrared"]
 
 
@@ -38,8 +40,9 @@ class EMIFTrunk(TwoStreamResNet):
 
     Args:
         arch: A timm ResNet, see :class:`TwoStreamResNet`.
-        pretrained: Load timm's ImageNet weights.
-        pretrained_file: A local ImageNet state dict instead of the download.
+        pretrained: Start from ImageNet weights.
+        weights: Their timm tag (see :class:`TwoStreamResNet`).
+        weights_file: A local ImageNet state dict instead of the download.
         split_stage: Last modality-specific stage of the stems (0: the stems only).
         last_stride: Stride of ``layer4``'s first block (applied to all three heads).
         head_stage: First stage of the three heads, ``split_stage + 1`` to 4 (4: a trunk
@@ -51,7 +54,8 @@ class EMIFTrunk(TwoStreamResNet):
         arch: str = "resnet50",
         *,
         pretrained: bool = False,
-        pretrained_file: str | Path | None = None,
+        weights: str = REFERENCE_WEIGHTS,
+        weights_file: str | Path | None = None,
         split_stage: int = 0,
         last_stride: int = 1,
         head_stage: int = 4,
@@ -59,7 +63,8 @@ class EMIFTrunk(TwoStreamResNet):
         super().__init__(
             arch,
             pretrained=pretrained,
-            pretrained_file=pretrained_file,
+            weights=weights,
+            weights_file=weights_file,
             split_stage=split_stage,
             last_stride=last_stride,
         )
@@ -92,21 +97,6 @@ class EMIFTrunk(TwoStreamResNet):
 
 
 @dataclass
-class BranchOutput:
-    """One head's training outputs.
-
-    Attributes:
-        pool: GeM-pooled features before the BNNeck (metric losses act on them).
-        bn: BNNeck features.
-        logits: The head's identity logits.
-    """
-
-    pool: torch.Tensor
-    bn: torch.Tensor
-    logits: torch.Tensor
-
-
-@dataclass
 class EMIFOutput:
     """Training outputs of :meth:`EMIF.forward_pair`.
 
@@ -116,9 +106,9 @@ class EMIFOutput:
         infrared: The infrared head on the infrared images only.
     """
 
-    shared: BranchOutput
-    visible: BranchOutput
-    infrared: BranchOutput
+    shared: HeadOutput
+    visible: HeadOutput
+    infrared: HeadOutput
 
 
 class EMIF(VIReIDNetwork):
@@ -136,7 +126,10 @@ class EMIF(VIReIDNetwork):
         num_classes: Training identities (each head's classifier); 0 for inference only.
         arch: A timm ResNet (resnet18/34/50/101, ...).
         backbone_pretrained: Initialise the trunk and the three heads with ImageNet weights.
-        backbone_weights_file: A local ImageNet state dict instead of the download.
+        backbone_weights: The timm tag of those weights [A] (``"tv_in1k"``: torchvision's,
+            as the reference code of the field).
+        backbone_weights_file: A local ImageNet state dict (timm or torchvision layout)
+            instead of the download.
         gem_p: GeM exponent of every head.
         last_stride: Stride of ``layer4``'s first block.
         split_stage: Last modality-specific stage of the stems (0: stems only).
@@ -160,6 +153,7 @@ class EMIF(VIReIDNetwork):
         *,
         arch: str = "resnet50",
         backbone_pretrained: bool = False,
+        backbone_weights: str = REFERENCE_WEIGHTS,
         backbone_weights_file: str | Path | None = None,
         gem_p: float = 3.0,
         last_stride: int = 1,
@@ -169,12 +163,12 @@ class EMIF(VIReIDNetwork):
         test_concat: bool = False,
     ) -> None:
         super().__init__()
-        if test_feature not in ("bn", "pool"):
-            raise ValueError(f"test_feature must be 'bn' or 'pool', got {test_feature!r}")
+        check_choice("test_feature", test_feature, TestFeature)
         self.backbone = EMIFTrunk(
             arch,
             pretrained=backbone_pretrained,
-            pretrained_file=backbone_weights_file,
+            weights=backbone_weights,
+            weights_file=backbone_weights_file,
             split_stage=split_stage,
             last_stride=last_stride,
             head_stage=head_stage,
@@ -192,13 +186,9 @@ class EMIF(VIReIDNetwork):
     def _necks(self) -> dict[Branch, BNNeck]:
         return {"shared": self.neck, "visible": self.visible_neck, "infrared": self.infrared_neck}
 
-    def forward_branch(
-        self, trunk_features: torch.Tensor, branch: Branch
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """One head on trunk feature maps: ``(pool, bn, logits)`` (logits None without classes)."""
-        pool = self.pool(self.backbone.forward_head(trunk_features, branch))
-        bn, logits = self._necks()[branch](pool)
-        return pool, bn, logits
+    def forward_branch(self, trunk_features: torch.Tensor, branch: Branch) -> HeadOutput:
+        """One head on trunk feature maps (logits None without classes)."""
+        return self._necks()[branch](self.pool(self.backbone.forward_head(trunk_features, branch)))
 
     def forward_pair(self, visible: torch.Tensor, infrared: torch.Tensor) -> EMIFOutput:
         """Training forward of a batch of visible and a batch of infrared images.
@@ -208,8 +198,6 @@ class EMIF(VIReIDNetwork):
         head receives only the visible rows of the trunk's output, the infrared head only
         the infrared rows. The two batches may differ in size.
         """
-        if self.num_classes == 0:
-            raise RuntimeError("EMIF was built with num_classes=0 and cannot be trained")
         trunk = torch.cat(
             [
                 self.backbone.forward_trunk(visible, "visible"),
@@ -217,12 +205,13 @@ class EMIF(VIReIDNetwork):
             ]
         )
         num_visible = len(visible)
-        outputs = {
-            "shared": self.forward_branch(trunk, "shared"),
-            "visible": self.forward_branch(trunk[:num_visible], "visible"),
-            "infrared": self.forward_branch(trunk[num_visible:], "infrared"),
-        }
-        return EMIFOutput(**{name: BranchOutput(*out) for name, out in outputs.items()})
+        output = EMIFOutput(
+            shared=self.forward_branch(trunk, "shared"),
+            visible=self.forward_branch(trunk[:num_visible], "visible"),
+            infrared=self.forward_branch(trunk[num_visible:], "infrared"),
+        )
+        output.shared.require_logits()
+        return output
 
     def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
         """L2-normalised embeddings of images of one modality.
@@ -231,8 +220,8 @@ class EMIF(VIReIDNetwork):
         embedding is appended to the shared head's.
         """
         trunk = self.backbone.forward_trunk(images, modality)
-        index = 1 if self.test_feature == "bn" else 0
-        feature = self.forward_branch(trunk, "shared")[index]
+        feature = self.forward_branch(trunk, "shared").feature(self.test_feature)
         if self.test_concat:
-            feature = torch.cat([feature, self.forward_branch(trunk, modality)[index]], dim=1)
+            modality_feature = self.forward_branch(trunk, modality).feature(self.test_feature)
+            feature = torch.cat([feature, modality_feature], dim=1)
         return nn.functional.normalize(feature, dim=1)

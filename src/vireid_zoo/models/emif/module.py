@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
-from vireid_zoo.losses import (
-    BatchHardTripletLoss,
-    IdentityLoss,
-    TripletKind,
-    make_triplet_loss,
-)
+from vireid_zoo.blocks.neck import HeadOutput, TestFeature
+from vireid_zoo.core.choices import check_choice
+from vireid_zoo.losses.triplet import BatchHardTripletLoss, TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.emif.losses import (
     DimReduction,
@@ -22,9 +19,7 @@ from vireid_zoo.models.emif.losses import (
     VarianceSource,
     batch_centre_loss,
 )
-from vireid_zoo.models.emif.model import EMIF, BranchOutput, TestFeature
-
-GaussianFeature = Literal["bn", "pool"]
+from vireid_zoo.models.emif.model import EMIF
 
 
 class EMIFModule(VIReIDModule):
@@ -45,17 +40,7 @@ class EMIFModule(VIReIDModule):
       between the visible and infrared embeddings of the shared head.
 
     Args:
-        num_classes: Training identities; the CLI links it from the datamodule.
-        arch: timm ResNet of the trunk.
-        backbone_pretrained: Start from ImageNet weights.
-        backbone_weights_file: Local ImageNet weights instead of the download.
-        gem_p: GeM exponent.
-        last_stride: Stride of layer4's first block.
-        split_stage: Last modality-specific stage of the stems.
-        head_stage: First stage of the three heads ([A] 4: layer4 heads).
-        test_feature: ``"bn"`` or ``"pool"`` embedding at test time.
-        test_concat: Append the matching modality head's embedding at test time ([A] off).
-        label_smoothing: Label smoothing of every identity loss.
+        network: The :class:`EMIF` network, or its arguments.
         margin: Margin of the batch-hard triplets ([A] 0.3).
         shared_triplet: Triplet of the shared head: ``"batch_hard"`` (margin ``margin``,
             [A], as the modality heads) or ``"wrt"`` (AGW's weighted regularisation).
@@ -73,23 +58,17 @@ class EMIFModule(VIReIDModule):
         gaussian_eps: Added to every variance ([A] 1e-5).
         gaussian_unbiased: Bessel-corrected variances ([A] True).
         gaussian_reduction: ``"mean"`` or ``"sum"`` over embedding dimensions ([A] mean).
-        **kwargs: :class:`VIReIDModule` arguments (optimiser, schedule, evaluation).
+        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
+            optimiser, schedule, evaluation).
     """
+
+    network_class = EMIF
+    net: EMIF
 
     def __init__(
         self,
-        num_classes: int,
+        network: EMIF | Mapping[str, Any],
         *,
-        arch: str = "resnet50",
-        backbone_pretrained: bool = True,
-        backbone_weights_file: str | Path | None = None,
-        gem_p: float = 3.0,
-        last_stride: int = 1,
-        split_stage: int = 0,
-        head_stage: int = 4,
-        test_feature: TestFeature = "bn",
-        test_concat: bool = False,
-        label_smoothing: float = 0.0,
         margin: float = 0.3,
         shared_triplet: TripletKind = "batch_hard",
         alpha: float = 1.0,
@@ -98,34 +77,19 @@ class EMIFModule(VIReIDModule):
         gaussian_divergence: Divergence = "wasserstein",
         gaussian_fit: GaussianFit = "identity",
         gaussian_variance: VarianceSource = "identity",
-        gaussian_feature: GaussianFeature = "bn",
+        gaussian_feature: TestFeature = "bn",
         gaussian_eps: float = 1e-5,
         gaussian_unbiased: bool = True,
         gaussian_reduction: DimReduction = "mean",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        if gaussian_feature not in ("bn", "pool"):
-            raise ValueError(f"gaussian_feature must be 'bn' or 'pool', got {gaussian_feature!r}")
+        check_choice("gaussian_feature", gaussian_feature, TestFeature)
         if min(alpha, beta, centre_weight) < 0:
             raise ValueError(
                 f"loss weights must be >= 0, got alpha={alpha}, beta={beta}, "
                 f"centre_weight={centre_weight}"
             )
-        self.save_hyperparameters()
-        self.net = EMIF(
-            num_classes,
-            arch=arch,
-            backbone_pretrained=backbone_pretrained,
-            backbone_weights_file=backbone_weights_file,
-            gem_p=gem_p,
-            last_stride=last_stride,
-            split_stage=split_stage,
-            head_stage=head_stage,
-            test_feature=test_feature,
-            test_concat=test_concat,
-        )
-        self.identity_loss = IdentityLoss(label_smoothing)
+        super().__init__(network, **kwargs)
         self.shared_triplet_loss = make_triplet_loss(
             shared_triplet, margin, argument="shared_triplet"
         )
@@ -138,17 +102,17 @@ class EMIFModule(VIReIDModule):
             unbiased=gaussian_unbiased,
             reduction=gaussian_reduction,
         )
-        self.gaussian_feature: GaussianFeature = gaussian_feature
+        self.gaussian_feature: TestFeature = gaussian_feature
         self.alpha = alpha
         self.beta = beta
         self.centre_weight = centre_weight
 
     def intra_modality_losses(
-        self, output: BranchOutput, labels: torch.Tensor
+        self, output: HeadOutput, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """Losses of one intra-modality enhancing head on its modality's images only."""
         losses = {
-            "id": self.identity_loss(output.logits, labels),
+            "id": self.identity_loss(output.require_logits(), labels),
             "triplet": self.modality_triplet_loss(output.pool, labels),
         }
         if self.centre_weight > 0:
@@ -156,13 +120,19 @@ class EMIFModule(VIReIDModule):
         return losses
 
     def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every loss term of a training batch and their weighted total under ``"loss"``."""
+        """Every loss term of a training batch, their weighted total and the accuracy.
+
+        Terms: ``id`` and ``triplet`` of the shared head; ``id_<modality>``,
+        ``triplet_<modality>`` (and with ``centre_weight`` > 0 ``centre_<modality>``) of
+        the two intra-modality enhancing heads; ``gaussian``.
+        """
         visible_pid, infrared_pid = batch["visible_pid"], batch["infrared_pid"]
         output = self.net.forward_pair(batch["visible"], batch["infrared"])
         labels = torch.cat([visible_pid, infrared_pid])
+        logits = output.shared.require_logits()
         terms = {
-            "id_loss": self.identity_loss(output.shared.logits, labels),
-            "triplet_loss": self.shared_triplet_loss(output.shared.pool, labels),
+            "id": self.identity_loss(logits, labels),
+            "triplet": self.shared_triplet_loss(output.shared.pool, labels),
         }
         modality_total = 0.0
         for name, branch, pid in (
@@ -170,33 +140,20 @@ class EMIFModule(VIReIDModule):
             ("infrared", output.infrared, infrared_pid),
         ):
             for term, value in self.intra_modality_losses(branch, pid).items():
-                terms[f"{name}_{term}_loss"] = value
+                terms[f"{term}_{name}"] = value
                 modality_total = modality_total + (
                     self.centre_weight * value if term == "centre" else value
                 )
-        embedding = output.shared.bn if self.gaussian_feature == "bn" else output.shared.pool
+        embedding = output.shared.feature(self.gaussian_feature)
         num_visible = len(visible_pid)
-        terms["gaussian_loss"] = self.gaussian_loss(
+        terms["gaussian"] = self.gaussian_loss(
             embedding[:num_visible], embedding[num_visible:], visible_pid, infrared_pid
         )
         terms["loss"] = (
-            terms["id_loss"]
-            + terms["triplet_loss"]
+            terms["id"]
+            + terms["triplet"]
             + self.alpha * modality_total
-            + self.beta * terms["gaussian_loss"]
+            + self.beta * terms["gaussian"]
         )
-        terms["accuracy"] = (output.shared.logits.argmax(dim=1) == labels).float().mean()
+        terms["accuracy"] = (logits.argmax(dim=1) == labels).float().mean()
         return terms
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """Shared-head, intra-modality and Gaussian consistency losses; see the class."""
-        terms = self.compute_losses(batch)
-        size = len(batch["visible_pid"]) + len(batch["infrared_pid"])
-        shown = {"loss", "accuracy"}
-        for bar in (True, False):
-            self.log_dict(
-                {f"train/{k}": v for k, v in terms.items() if (k in shown) == bar},
-                prog_bar=bar,
-                batch_size=size,
-            )
-        return terms["loss"]

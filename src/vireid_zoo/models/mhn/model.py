@@ -10,8 +10,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vireid_zoo.blocks import BNNeck, GeneralizedMeanPooling, TwoStreamResNet
 from vireid_zoo.blocks.attention import ChannelPooling
+from vireid_zoo.blocks.imagenet import REFERENCE_WEIGHTS
+from vireid_zoo.blocks.neck import BNNeck, HeadOutput, TestFeature
+from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
+from vireid_zoo.blocks.two_stream import TwoStreamResNet
+from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.mhn.blocks import (
     DimensionalRefinement,
@@ -22,22 +26,6 @@ from vireid_zoo.models.network import VIReIDNetwork
 
 Head = Literal["global", "channel", "spatial"]
 HEADS: tuple[Head, ...] = ("global", "channel", "spatial")
-TestFeature = Literal["bn", "pool"]
-
-
-@dataclass
-class MHNHeadOutput:
-    """One head's outputs (global, or a DRM branch).
-
-    Attributes:
-        pool: GeM-pooled features before the BNNeck (metric losses act on them).
-        bn: BNNeck features.
-        logits: Identity logits of the BNNeck features (None without a classifier).
-    """
-
-    pool: torch.Tensor
-    bn: torch.Tensor
-    logits: torch.Tensor | None
 
 
 @dataclass
@@ -50,7 +38,7 @@ class MHNTrainOutput:
         consistency_map: MAM's map A (B, C, H, W) or (B, C, 1, 1).
     """
 
-    heads: dict[Head, MHNHeadOutput]
+    heads: dict[Head, HeadOutput]
     consistency_map: torch.Tensor
 
 
@@ -77,8 +65,11 @@ class MHN(VIReIDNetwork):
     Args:
         num_classes: Training identities (the classifiers' size); 0 for inference only.
         arch: A timm ResNet (resnet18/34/50/101, ...).
-        backbone_pretrained: Initialise the trunk with timm's ImageNet weights.
-        backbone_weights_file: A local ImageNet state dict instead of the download.
+        backbone_pretrained: Initialise the trunk with ImageNet weights.
+        backbone_weights: The timm tag of those weights [A] (``"tv_in1k"``: torchvision's,
+            as the reference code of the field).
+        backbone_weights_file: A local ImageNet state dict (timm or torchvision layout)
+            instead of the download.
         split_stage: Last modality-specific stage; MAM fuses its outputs [A] (0: after the
             stems).
         mam_mode: Consistency map ``"channel"``-wise, ``"pixel"``-wise or ``"both"`` [A].
@@ -104,6 +95,7 @@ class MHN(VIReIDNetwork):
         *,
         arch: str = "resnet50",
         backbone_pretrained: bool = False,
+        backbone_weights: str = REFERENCE_WEIGHTS,
         backbone_weights_file: str | Path | None = None,
         split_stage: int = 0,
         mam_mode: MapMode = "both",
@@ -116,8 +108,7 @@ class MHN(VIReIDNetwork):
         test_feature: TestFeature = "bn",
     ) -> None:
         super().__init__()
-        if test_feature not in ("bn", "pool"):
-            raise ValueError(f"test_feature must be 'bn' or 'pool', got {test_feature!r}")
+        check_choice("test_feature", test_feature, TestFeature)
         if not test_parts or any(part not in HEADS for part in test_parts):
             raise ValueError(f"test_parts must be a non-empty subset of {HEADS}, got {test_parts}")
         if len(set(test_parts)) != len(test_parts):
@@ -125,7 +116,8 @@ class MHN(VIReIDNetwork):
         self.backbone = TwoStreamResNet(
             arch,
             pretrained=backbone_pretrained,
-            pretrained_file=backbone_weights_file,
+            weights=backbone_weights,
+            weights_file=backbone_weights_file,
             split_stage=split_stage,
             last_stride=last_stride,
         )
@@ -145,18 +137,13 @@ class MHN(VIReIDNetwork):
         self.test_feature: TestFeature = test_feature
         self.embedding_dim = channels * len(self.test_parts)
 
-    def _heads(self, feature_map: torch.Tensor, heads: Sequence[Head]) -> dict[Head, MHNHeadOutput]:
+    def _heads(self, feature_map: torch.Tensor, heads: Sequence[Head]) -> dict[Head, HeadOutput]:
         maps: dict[Head, torch.Tensor] = {"global": feature_map}
         if "channel" in heads:
             maps["channel"] = self.drm.channel(feature_map)
         if "spatial" in heads:
             maps["spatial"] = self.drm.spatial(feature_map)
-        outputs: dict[Head, MHNHeadOutput] = {}
-        for head in heads:
-            pool = self.pool(maps[head])
-            bn, logits = self.necks[head](pool)
-            outputs[head] = MHNHeadOutput(pool=pool, bn=bn, logits=logits)
-        return outputs
+        return {head: self.necks[head](self.pool(maps[head])) for head in heads}
 
     def forward_train(self, visible: torch.Tensor, infrared: torch.Tensor) -> MHNTrainOutput:
         """Training forward of a paired batch: visible, infrared and hybrid streams.
@@ -166,13 +153,12 @@ class MHN(VIReIDNetwork):
             infrared: (B, 3, H, W) infrared images; row j shows the identity of
                 ``visible[j]`` (the paired sampler), so MAM fuses same-identity features.
         """
-        if self.necks["global"].classifier is None:
-            raise RuntimeError("MHN was built with num_classes=0 and cannot be trained")
         visible_map = self.backbone.forward_specific(visible, "visible")
         infrared_map = self.backbone.forward_specific(infrared, "infrared")
         hybrid_map, consistency = self.mam(visible_map, infrared_map)
         streams = torch.cat([visible_map, infrared_map, hybrid_map])
         heads = self._heads(self.backbone.forward_shared(streams), HEADS)
+        heads["global"].require_logits()
         return MHNTrainOutput(heads=heads, consistency_map=consistency)
 
     def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
@@ -181,8 +167,5 @@ class MHN(VIReIDNetwork):
         Uses only ``modality``'s stream and the shared trunk: MAM is not run.
         """
         heads = self._heads(self.backbone(images, modality), self.test_parts)
-        parts = [
-            heads[part].bn if self.test_feature == "bn" else heads[part].pool
-            for part in self.test_parts
-        ]
+        parts = [heads[part].feature(self.test_feature) for part in self.test_parts]
         return nn.functional.normalize(torch.cat(parts, dim=1), dim=1)

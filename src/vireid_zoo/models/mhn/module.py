@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
-from vireid_zoo.blocks.attention import ChannelPooling
-from vireid_zoo.losses import IdentityLoss, TripletKind, make_triplet_loss
+from vireid_zoo.losses.triplet import TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
-from vireid_zoo.models.mhn.blocks import MapMode
 from vireid_zoo.models.mhn.losses import (
     BranchDecorrelationLoss,
     Distance,
     ModalityConsistencyLoss,
     ModalityHarmonizationLoss,
 )
-from vireid_zoo.models.mhn.model import HEADS, MHN, Head, TestFeature
+from vireid_zoo.models.mhn.model import MHN
 
 
 class MHNModule(VIReIDModule):
@@ -43,56 +40,33 @@ class MHNModule(VIReIDModule):
     the BNNeck features of the two DRM branches, on the identity-loss rows [A].
 
     Args:
-        num_classes: Training identities; the CLI links it from the datamodule.
-        arch: timm ResNet of the trunk.
-        backbone_pretrained: Start from ImageNet weights.
-        backbone_weights_file: Local ImageNet weights instead of the download.
-        split_stage: Last modality-specific stage; MAM fuses after it [A] (0: the stems).
-        mam_mode: MAM's consistency map: ``"channel"``, ``"pixel"`` or ``"both"`` [A].
-        drm_reduction: DRM channel-branch reduction [A].
-        drm_channel_pooling: DRM channel-branch descriptors, ``("avg",)`` = SE [A].
-        drm_kernel_size: DRM spatial-branch kernel [A].
-        gem_p: GeM exponent [A].
-        last_stride: Stride of layer4's first block [A].
-        test_parts: Heads concatenated into the test embedding [A].
-        test_feature: ``"bn"`` or ``"pool"`` part features at test time [A].
+        network: The :class:`MHN` network, or its arguments.
         triplet: ``"wrt"`` (AGW's weighted regularisation triplet, the default) or
             ``"batch_hard"`` (with ``triplet_margin``) [A].
         triplet_margin: Margin of the batch-hard triplet (unused by WRT).
         triplet_weight: :math:`\tau`, weight of each head's triplet loss.
-        label_smoothing: Label smoothing of the identity losses [A] (0, as AGW).
         drm_loss_weight: Weight of the DRM branches' identity and triplet losses [A].
         hybrid_in_identity_losses: The hybrid rows also get identity, triplet and
             decorrelation losses [A] (MHN extracts modality-shared features from them).
         harmonization_distance: Distance of :math:`L_{mh}` [A].
-        consistency_include_hybrid: :math:`L_{mc}` also compares the hybrid predictions
-            [A] (METHODS.md: "hybrid included").
-        lambda_mh: Weight of the harmonisation loss [A] (METHODS.md: about 0.1 to 1).
-        lambda_mc: Weight of the consistency loss [A] (METHODS.md: about 0.1 to 1).
+        consistency_include_hybrid: :math:`L_{mc}` also compares the hybrid predictions [A].
+        lambda_mh: Weight of the harmonisation loss [A] (0.1).
+        lambda_mc: Weight of the consistency loss [A] (0.5).
         lambda_dc: Weight of the branch decorrelation [A].
-        **kwargs: :class:`VIReIDModule` arguments (optimiser, schedule, evaluation).
+        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing
+            [A] 0 as AGW, optimiser, schedule, evaluation).
     """
+
+    network_class = MHN
+    net: MHN
 
     def __init__(
         self,
-        num_classes: int,
+        network: MHN | Mapping[str, Any],
         *,
-        arch: str = "resnet50",
-        backbone_pretrained: bool = True,
-        backbone_weights_file: str | Path | None = None,
-        split_stage: int = 0,
-        mam_mode: MapMode = "both",
-        drm_reduction: int = 16,
-        drm_channel_pooling: Sequence[ChannelPooling] = ("avg",),
-        drm_kernel_size: int = 7,
-        gem_p: float = 3.0,
-        last_stride: int = 1,
-        test_parts: Sequence[Head] = HEADS,
-        test_feature: TestFeature = "bn",
         triplet: TripletKind = "wrt",
         triplet_margin: float = 0.3,
         triplet_weight: float = 1.0,
-        label_smoothing: float = 0.0,
         drm_loss_weight: float = 1.0,
         hybrid_in_identity_losses: bool = True,
         harmonization_distance: Distance = "euclidean",
@@ -102,24 +76,7 @@ class MHNModule(VIReIDModule):
         lambda_dc: float = 0.1,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.save_hyperparameters()
-        self.net = MHN(
-            num_classes,
-            arch=arch,
-            backbone_pretrained=backbone_pretrained,
-            backbone_weights_file=backbone_weights_file,
-            split_stage=split_stage,
-            mam_mode=mam_mode,
-            drm_reduction=drm_reduction,
-            drm_channel_pooling=drm_channel_pooling,
-            drm_kernel_size=drm_kernel_size,
-            gem_p=gem_p,
-            last_stride=last_stride,
-            test_parts=test_parts,
-            test_feature=test_feature,
-        )
-        self.identity_loss = IdentityLoss(label_smoothing)
+        super().__init__(network, **kwargs)
         self.triplet_loss = make_triplet_loss(triplet, triplet_margin)
         self.harmonization_loss = ModalityHarmonizationLoss(harmonization_distance)
         self.consistency_loss = ModalityConsistencyLoss()
@@ -127,18 +84,21 @@ class MHNModule(VIReIDModule):
         self.loss_weights = {
             "triplet": triplet_weight,
             "drm": drm_loss_weight,
-            "harmonization": lambda_mh,
+            "harmonisation": lambda_mh,
             "consistency": lambda_mc,
             "decorrelation": lambda_dc,
         }
         self.hybrid_in_identity_losses = hybrid_in_identity_losses
         self.consistency_include_hybrid = consistency_include_hybrid
 
-    def loss_terms(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every unweighted loss term of a paired training batch, and the global accuracy.
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term of a paired training batch, their weighted total and the accuracy.
 
-        Keys: ``id_<head>`` and ``triplet_<head>`` for the global, channel and spatial
-        heads, ``harmonization``, ``consistency``, ``decorrelation``, ``accuracy``.
+        Terms: ``id`` and ``triplet`` of the global head, ``id_channel``,
+        ``triplet_channel``, ``id_spatial``, ``triplet_spatial`` of the DRM branches,
+        ``harmonisation``, ``consistency``, ``decorrelation``; ``loss`` is their weighted
+        sum (see the class docstring) and ``accuracy`` that of the global head on the
+        visible and infrared rows.
 
         Raises:
             ValueError: If row j of the visible and infrared images are not the same
@@ -157,43 +117,31 @@ class MHNModule(VIReIDModule):
         all_labels = labels.repeat(3)
         modalities = torch.arange(3, device=labels.device).repeat_interleave(size)
         rows = 3 * size if self.hybrid_in_identity_losses else 2 * size
+        weights = self.loss_weights
         terms: dict[str, torch.Tensor] = {}
+        loss = torch.zeros((), device=labels.device)
         for name, head in output.heads.items():
-            assert head.logits is not None  # forward_train refuses num_classes=0
-            terms[f"id_{name}"] = self.identity_loss(head.logits[:rows], all_labels[:rows])
-            terms[f"triplet_{name}"] = self.triplet_loss(head.pool[:rows], all_labels[:rows])
+            suffix = "" if name == "global" else f"_{name}"
+            logits = head.require_logits()
+            terms[f"id{suffix}"] = self.identity_loss(logits[:rows], all_labels[:rows])
+            terms[f"triplet{suffix}"] = self.triplet_loss(head.pool[:rows], all_labels[:rows])
+            head_weight = 1.0 if name == "global" else weights["drm"]
+            loss = loss + head_weight * (
+                terms[f"id{suffix}"] + weights["triplet"] * terms[f"triplet{suffix}"]
+            )
         global_head = output.heads["global"]
-        terms["harmonization"] = self.harmonization_loss(global_head.pool, all_labels, modalities)
+        global_logits = global_head.require_logits()
+        terms["harmonisation"] = self.harmonization_loss(global_head.pool, all_labels, modalities)
         compared = 3 * size if self.consistency_include_hybrid else 2 * size
-        assert global_head.logits is not None
         terms["consistency"] = self.consistency_loss(
-            global_head.logits[:compared], all_labels[:compared], modalities[:compared]
+            global_logits[:compared], all_labels[:compared], modalities[:compared]
         )
         terms["decorrelation"] = self.decorrelation_loss(
             output.heads["channel"].bn[:rows], output.heads["spatial"].bn[:rows]
         )
-        predictions = global_head.logits[: 2 * size].argmax(dim=1)
+        for name in ("harmonisation", "consistency", "decorrelation"):
+            loss = loss + weights[name] * terms[name]
+        terms["loss"] = loss
+        predictions = global_logits[: 2 * size].argmax(dim=1)
         terms["accuracy"] = (predictions == all_labels[: 2 * size]).float().mean()
         return terms
-
-    def total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted sum of the terms of :meth:`loss_terms` (see the class docstring)."""
-        weights = self.loss_weights
-        loss = sum(
-            (1.0 if head == "global" else weights["drm"])
-            * (terms[f"id_{head}"] + weights["triplet"] * terms[f"triplet_{head}"])
-            for head in HEADS
-        )
-        for name in ("harmonization", "consistency", "decorrelation"):
-            loss = loss + weights[name] * terms[name]
-        return loss
-
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """All MHN losses on a paired batch; logs the total and every term."""
-        terms = self.loss_terms(batch)
-        loss = self.total_loss(terms)
-        size = len(batch["visible_pid"])
-        shown = {"loss": loss, "accuracy": terms.pop("accuracy")}
-        self.log_dict({f"train/{k}": v for k, v in shown.items()}, prog_bar=True, batch_size=size)
-        self.log_dict({f"train/{k}": v for k, v in terms.items()}, batch_size=size)
-        return loss
