@@ -1,5 +1,6 @@
 """Dataset readers, the paired identity sampler, transforms and LightningDataModules."""
 
+from vireid_zoo.data.cache import CachedArrays, ImageCache, ImageCacheError
 from vireid_zoo.data.datamodule import (
     LLCMDataModule,
     ManifestDataModule,
@@ -36,11 +37,14 @@ from vireid_zoo.data.transforms import (
 __all__ = [
     "LLCM",
     "SYSUMM01",
+    "CachedArrays",
     "CrossModalityIdentitySampler",
     "DatasetCountWarning",
     "DatasetFormatError",
     "DatasetNotFoundError",
     "EvaluationDataset",
+    "ImageCache",
+    "ImageCacheError",
     "ImageDecodeError",
     "LLCMDataModule",
     "ManifestDataModule",
