@@ -67,8 +67,8 @@ class VIReIDDataModule(LightningDataModule):
             upper body, lower body, shoes) or a mapping ``{part: [parser labels]}`` with the
             background first.
         parsing_ignore_label: Parser label of pixels the parsing loss ignores (None: none).
-        image_cache: Folder of pre-resized image caches (docs/datasets.md, "Image
-            cache"): every image of a split is decoded and resized to ``image_size``
+        image_cache: Folder of pre-resized image caches (docs/datasets.md, "Loading speed and
+            the image cache"): every image of a split is decoded and resized to ``image_size``
             once, into a memory-mapped uint8 file per split, and the loaders read it
             instead of decoding the files (same tensors under the same seed). Built on
             first use, by ``prepare_data`` (one process per node) or the first loader;
