@@ -152,7 +152,12 @@ def test_two_gloo_processes_give_the_single_process_numbers(tmp_path: Path) -> N
 
     out = tmp_path / "results.json"
     init = tmp_path / "init"
-    env = {**os.environ, "PYTHONPATH": str(WORKER.parent)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(WORKER.parent), os.environ.get("PYTHONPATH")])
+        ),
+    }
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), str(rank), "2", str(init), str(out)],

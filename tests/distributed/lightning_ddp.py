@@ -1,14 +1,17 @@
 """Fit then test a tiny embedder with Lightning on 1 or 2 CPU processes (gloo).
 
-``python lightning_ddp.py DATA_ROOT OUT_DIR DEVICES [WEIGHTS]``: with 2 devices Lightning
-re-runs this script for rank 1. Rank 0 writes ``OUT_DIR/steps.json`` (the training labels
-of every rank at every step, gathered), ``OUT_DIR/results.json`` (test metrics) and
-``OUT_DIR/weights.pt``. Given WEIGHTS, the fit is skipped and those weights are tested.
+``python lightning_ddp.py DATA_ROOT OUT_DIR DEVICES [WEIGHTS] [--image-cache DIR]``: with 2
+devices Lightning re-runs this script for rank 1. Rank 0 writes ``OUT_DIR/steps.json`` (the
+training labels of every rank at every step, gathered), ``OUT_DIR/results.json`` (test
+metrics) and ``OUT_DIR/weights.pt``. Given WEIGHTS, the fit is skipped and those weights are
+tested. ``--image-cache`` trains and tests from the image cache in DIR; every process logs
+each cache it builds on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -59,8 +62,16 @@ class TinyEmbedder(pl.LightningModule):
 
 
 def main() -> None:
-    data_root, out_dir, devices = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    weights = Path(sys.argv[4]) if len(sys.argv) > 4 else None
+    argv = sys.argv[1:]
+    image_cache = None
+    if "--image-cache" in argv:
+        at = argv.index("--image-cache")
+        image_cache = Path(argv[at + 1])
+        del argv[at : at + 2]
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("vireid_zoo.data.cache").setLevel(logging.INFO)
+    data_root, out_dir, devices = Path(argv[0]), Path(argv[1]), int(argv[2])
+    weights = Path(argv[3]) if len(argv) > 3 else None
     pl.seed_everything(0, verbose=False)
     torch.set_num_threads(1)
     dm = SYSUMM01DataModule(
@@ -73,6 +84,7 @@ def main() -> None:
         trials=3,
         samples_per_epoch=36,
         check_counts=False,
+        image_cache=image_cache,
     )
     model = TinyEmbedder(dm.num_classes)
     trainer = pl.Trainer(

@@ -6,6 +6,7 @@ from vireid_zoo.core.lazy import attach
 
 if TYPE_CHECKING:
     from vireid_zoo.core.records import Modality, Sample
+    from vireid_zoo.data.cache import CachedArrays, ImageCache, ImageCacheError
     from vireid_zoo.data.datamodule import (
         LLCMDataModule,
         ManifestDataModule,

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
 from vireid_zoo.core.records import Sample
+from vireid_zoo.data.cache import CachedArrays, ImageCache
 from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, training_labels
 from vireid_zoo.data.folder import ManifestDataset
 from vireid_zoo.data.llcm import LLCM
@@ -64,6 +66,13 @@ class VIReIDDataModule(LightningDataModule):
             upper body, lower body, shoes) or a mapping ``{part: [parser labels]}`` with the
             background first.
         parsing_ignore_label: Parser label of pixels the parsing loss ignores (None: none).
+        image_cache: Folder of pre-resized image caches (docs/datasets.md, "Loading speed and
+            the image cache"): every image of a split is decoded and resized to ``image_size``
+            once, into a memory-mapped uint8 file per split, and the loaders read it
+            instead of decoding the files (same tensors under the same seed). Built on
+            first use, by ``prepare_data`` (one process per node) or the first loader;
+            rebuilt when the split's files or the image size change. None decodes every
+            image on the fly.
     """
 
     dataset_name = "dataset"
@@ -88,6 +97,7 @@ class VIReIDDataModule(LightningDataModule):
         parsing_root: str | Path | None = None,
         parsing_grouping: str | Mapping[str, Sequence[int]] = "lip5",
         parsing_ignore_label: int | None = 255,
+        image_cache: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.image_size = tuple(image_size)
@@ -106,6 +116,8 @@ class VIReIDDataModule(LightningDataModule):
         self.pin_memory = pin_memory
         self.parsing_root = None if parsing_root is None else Path(parsing_root)
         self.parsing_grouping = PartGrouping.from_config(parsing_grouping, parsing_ignore_label)
+        self.image_cache = None if image_cache is None else Path(image_cache).expanduser()
+        self._caches: dict[str, CachedArrays] = {}
 
     # Dataset-specific hooks -------------------------------------------------------------
 
@@ -162,12 +174,69 @@ class VIReIDDataModule(LightningDataModule):
             mean=self.mean,
             std=self.std,
             interpolation=self.interpolation,
+            resize=self.image_cache is None,
         )
 
     def _test_transform(self) -> Any:
         return build_test_transform(
-            self.image_size, mean=self.mean, std=self.std, interpolation=self.interpolation
+            self.image_size,
+            mean=self.mean,
+            std=self.std,
+            interpolation=self.interpolation,
+            resize=self.image_cache is None,
         )
+
+    # Image cache --------------------------------------------------------------------------
+
+    def _cached(self, split: str) -> CachedArrays | None:
+        """The image cache of ``split`` (train, val, test), built if missing; None if off."""
+        if self.image_cache is None:
+            return None
+        if split not in self._caches:
+            if split == "train":
+                samples = self._train_samples
+            else:
+                suite = self.val_suite if split == "val" else self.test_suite
+                if suite is None:
+                    raise ValueError(f"{type(self).__name__} has no {split} split")
+                samples = suite.samples
+            cache = ImageCache(
+                self.image_cache,
+                self.image_size,
+                self.interpolation,
+                num_workers=self.num_workers,
+            )
+            name = f"{self.dataset_name}-{split}"
+            self._caches[split] = cache.images(name, [s.path for s in samples])
+            if split == "train" and self.parsing_root is not None:
+                maps = self.part_maps()
+                assert maps is not None
+                paths = [s.path for s in samples]
+                self._caches["train-parsing"] = cache.part_maps(name, paths, maps)
+        return self._caches[split]
+
+    def _splits_of(self, stage: TrainerFn | None) -> list[str]:
+        """The splits a trainer run of ``stage`` loads."""
+        if stage == TrainerFn.FITTING:
+            return ["train"] + (["val"] if self.val_suite is not None else [])
+        if stage == TrainerFn.VALIDATING:
+            return ["val"] if self.val_suite is not None else []
+        if stage in (TrainerFn.TESTING, TrainerFn.PREDICTING):
+            return ["test"]
+        return []
+
+    def prepare_data(self) -> None:
+        """Build the image caches of the trainer's run, when ``image_cache`` is set.
+
+        Lightning calls this on one process per node (local rank 0) while the other
+        processes wait, so DDP ranks find the caches built; a loader still builds a
+        missing cache itself (atomically), e.g. on a node-local folder.
+        """
+        if self.image_cache is None:
+            return
+        stage = None if self.trainer is None else self.trainer.state.fn
+        for split in self._splits_of(stage):
+            self._cached(split)
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -189,11 +258,15 @@ class VIReIDDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Paired P x K batches from the cross-modality identity sampler."""
+        parsing = self.part_maps()
+        image_cache = self._cached("train")  # with parsing maps, also caches them
         dataset = PairedTrainDataset(
             self._train_samples,
             visible_transform=self._train_transform(self.channel_augmentation),
             infrared_transform=self._train_transform(False),
-            parsing=self.part_maps(),
+            parsing=parsing,
+            image_cache=image_cache,
+            parsing_cache=self._caches.get("train-parsing"),
         )
         world_size, rank = self._world()
         sampler = CrossModalityIdentitySampler(
@@ -217,9 +290,10 @@ class VIReIDDataModule(LightningDataModule):
             pin_memory=self.pin_memory,
         )
 
-    def _evaluation_loader(self, suite: EvaluationSuite) -> DataLoader:
+    def _evaluation_loader(self, suite: EvaluationSuite, split: str) -> DataLoader:
+        dataset = EvaluationDataset.from_suite(suite, self._test_transform(), self._cached(split))
         return DataLoader(
-            EvaluationDataset.from_suite(suite, self._test_transform()),
+            dataset,
             batch_size=self.test_batch_size,
             shuffle=False,
             num_workers=self.num_workers,
@@ -229,15 +303,15 @@ class VIReIDDataModule(LightningDataModule):
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         """Validation images, or no loader when the dataset defines no validation split."""
         suite = self.val_suite
-        return [] if suite is None else self._evaluation_loader(suite)
+        return [] if suite is None else self._evaluation_loader(suite, "val")
 
     def test_dataloader(self) -> DataLoader:
         """Every image of the test suite, each once, in suite order."""
-        return self._evaluation_loader(self.test_suite)
+        return self._evaluation_loader(self.test_suite, "test")
 
     def predict_dataloader(self) -> DataLoader:
         """The test suite's images, for embedding them with ``Trainer.predict``."""
-        return self._evaluation_loader(self.test_suite)
+        return self._evaluation_loader(self.test_suite, "test")
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint records about the data it was trained on and its input contract."""

@@ -14,11 +14,14 @@ from vireid_zoo.core.records import MODALITY_CODES, Sample
 from vireid_zoo.data.errors import ImageDecodeError
 
 if TYPE_CHECKING:
+    from vireid_zoo.data.cache import CachedArrays
     from vireid_zoo.data.parsing import PartMaps
     from vireid_zoo.evaluation.protocols import EvaluationSuite
 
-Transform = Callable[[Image.Image], torch.Tensor]
-PairedTransform = Callable[[Image.Image, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+Transform = Callable[[Image.Image | torch.Tensor], torch.Tensor]
+PairedTransform = Callable[
+    [Image.Image | torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
+]
 
 
 def load_image(path: Path) -> Image.Image:
@@ -56,6 +59,13 @@ class PairedTrainDataset(Dataset):
             an image and its part map (:class:`~vireid_zoo.data.transforms.PairedTrainTransform`).
         infrared_transform: Transform of infrared images (likewise).
         parsing: The human-parsing maps of the images (CSCL), or None.
+        image_cache: Pre-resized images of ``samples``
+            (:meth:`~vireid_zoo.data.cache.ImageCache.images`), read instead of decoding
+            the files; the transforms then get ``(3, H, W)`` uint8 tensors at the input
+            size and must not resize (build them with ``resize=False``).
+        parsing_cache: Pre-resized part maps of ``samples``
+            (:meth:`~vireid_zoo.data.cache.ImageCache.part_maps`); required with
+            ``parsing`` and ``image_cache``, since maps must have their image's size.
 
     Items are dicts: ``visible``, ``infrared`` (image tensors) and ``visible_pid``,
     ``infrared_pid`` (training class labels 0..num_classes-1, not raw identities); with
@@ -70,8 +80,17 @@ class PairedTrainDataset(Dataset):
         visible_transform: Transform | PairedTransform,
         infrared_transform: Transform | PairedTransform,
         parsing: PartMaps | None = None,
+        image_cache: CachedArrays | None = None,
+        parsing_cache: CachedArrays | None = None,
     ) -> None:
+        if parsing is not None and (image_cache is None) != (parsing_cache is None):
+            raise ValueError(
+                "with parsing maps, cache both the images and the maps or neither: a cached "
+                "image is already resized, its map must be too"
+            )
         self.parsing = parsing
+        self.image_cache = image_cache
+        self.parsing_cache = parsing_cache
         self.visible = [s for s in samples if s.modality == "visible"]
         self.infrared = [s for s in samples if s.modality == "infrared"]
         self.labels = training_labels(samples)
@@ -88,10 +107,21 @@ class PairedTrainDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.visible), len(self.infrared))
 
+    def _image(self, sample: Sample) -> Image.Image | torch.Tensor:
+        if self.image_cache is None:
+            return load_image(sample.path)
+        return self.image_cache[sample.path]
+
+    def _part_map(self, sample: Sample, image: Image.Image | torch.Tensor) -> torch.Tensor:
+        if self.parsing_cache is not None:
+            return self.parsing_cache[sample.path]
+        assert self.parsing is not None and isinstance(image, Image.Image)
+        return self.parsing.load(sample.path, image.size)
+
     def __getitem__(self, item: tuple[int, int, int]) -> dict[str, torch.Tensor]:
         visible_index, infrared_index, seed = item
         visible, infrared = self.visible[visible_index], self.infrared[infrared_index]
-        visible_image, infrared_image = load_image(visible.path), load_image(infrared.path)
+        visible_image, infrared_image = self._image(visible), self._image(infrared)
         item = {
             "visible_pid": self.visible_labels[visible_index],
             "infrared_pid": self.infrared_labels[infrared_index],
@@ -102,8 +132,8 @@ class PairedTrainDataset(Dataset):
                 item["visible"] = self.visible_transform(visible_image)
                 item["infrared"] = self.infrared_transform(infrared_image)
             else:
-                visible_map = self.parsing.load(visible.path, visible_image.size)
-                infrared_map = self.parsing.load(infrared.path, infrared_image.size)
+                visible_map = self._part_map(visible, visible_image)
+                infrared_map = self._part_map(infrared, infrared_image)
                 item["visible"], item["visible_parsing"] = self.visible_transform(
                     visible_image, visible_map
                 )
@@ -124,6 +154,9 @@ class EvaluationDataset(Dataset):
         samples: The images, in suite order.
         transform: The test transform.
         suite: The suite the images belong to, if any; models read the tasks from it.
+        image_cache: Pre-resized images of ``samples``, read instead of decoding the
+            files; ``transform`` then gets ``(3, H, W)`` uint8 tensors and must not resize
+            (``build_test_transform(..., resize=False)``).
     """
 
     def __init__(
@@ -131,23 +164,34 @@ class EvaluationDataset(Dataset):
         samples: Sequence[Sample],
         transform: Transform,
         suite: EvaluationSuite | None = None,
+        image_cache: CachedArrays | None = None,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.suite = suite
+        self.image_cache = image_cache
 
     @classmethod
-    def from_suite(cls, suite: EvaluationSuite, transform: Transform) -> EvaluationDataset:
+    def from_suite(
+        cls,
+        suite: EvaluationSuite,
+        transform: Transform,
+        image_cache: CachedArrays | None = None,
+    ) -> EvaluationDataset:
         """Every image of ``suite``, in suite order, with the suite attached."""
-        return cls(suite.samples, transform, suite=suite)
+        return cls(suite.samples, transform, suite=suite, image_cache=image_cache)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.samples[index]
+        if self.image_cache is None:
+            image = load_image(sample.path)
+        else:
+            image = self.image_cache[sample.path]
         return {
-            "image": self.transform(load_image(sample.path)),
+            "image": self.transform(image),
             "pid": torch.tensor(sample.pid),
             "camid": torch.tensor(sample.camid),
             "modality": torch.tensor(MODALITY_CODES[sample.modality]),

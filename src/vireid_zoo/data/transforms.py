@@ -59,7 +59,14 @@ class RandomChannelSelection(nn.Module):
         return channel.unsqueeze(0).expand_as(image).clone()
 
 
-def _resize(size: Sequence[int], interpolation: str) -> v2.Resize:
+def build_resize(size: Sequence[int], interpolation: str = "bilinear") -> v2.Resize:
+    """Return the resize step of every transform: ``size`` = ``(height, width)``, antialiased.
+
+    Part maps (:class:`~torchvision.tv_tensors.Mask`) go through it with nearest
+    interpolation whatever ``interpolation`` is. The image cache
+    (:mod:`vireid_zoo.data.cache`) resizes with this same step, so cached pixels equal
+    those the transforms compute.
+    """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(
             f"unknown interpolation {interpolation!r}: use one of {list(INTERPOLATIONS)}"
@@ -76,10 +83,11 @@ def _train_steps(
     mean: Sequence[float],
     std: Sequence[float],
     interpolation: str,
+    resize: bool,
 ) -> tuple[list[nn.Module], list[nn.Module]]:
     """Return the geometric steps (image and part map) and the photometric ones (image)."""
-    geometric: list[nn.Module] = [
-        _resize(image_size, interpolation),
+    geometric: list[nn.Module] = [build_resize(image_size, interpolation)] if resize else []
+    geometric += [
         v2.Pad(pad, fill=0),
         v2.RandomCrop(tuple(image_size)),
         v2.RandomHorizontalFlip(flip_probability),
@@ -104,6 +112,7 @@ def build_train_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     interpolation: str = "bilinear",
+    resize: bool = True,
 ) -> v2.Compose:
     """Return the training transform (PIL RGB image -> normalised float tensor).
 
@@ -117,6 +126,10 @@ def build_train_transform(
         mean: Normalisation mean.
         std: Normalisation standard deviation.
         interpolation: Resize interpolation.
+        resize: Resize to ``image_size`` first. False for inputs already at that size
+            (the uint8 tensors of an image cache, resized by the same step): the random
+            steps then draw and apply exactly as after the resize, so a seed gives the
+            same tensor as from the original image.
     """
     geometric, photometric = _train_steps(
         image_size,
@@ -127,6 +140,7 @@ def build_train_transform(
         mean,
         std,
         interpolation,
+        resize,
     )
     return v2.Compose([v2.ToImage(), *geometric, *photometric])
 
@@ -152,9 +166,11 @@ class PairedTrainTransform:
         self.photometric = v2.Compose(list(photometric))
 
     def __call__(
-        self, image: Image.Image, labels: torch.Tensor
+        self, image: Image.Image | torch.Tensor, labels: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map a PIL image and its (H, W) uint8 part map to the image tensor and the map.
+        """Map an image and its (H, W) uint8 part map to the image tensor and the map.
+
+        The image is a PIL RGB image or a (3, H, W) uint8 tensor (an image cache's).
 
         Returns:
             The normalised (3, h, w) float image and the (h, w) long part map.
@@ -173,6 +189,7 @@ def build_paired_train_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     interpolation: str = "bilinear",
+    resize: bool = True,
 ) -> PairedTrainTransform:
     """Return the training transform of an image and its part map.
 
@@ -187,6 +204,7 @@ def build_paired_train_transform(
         mean,
         std,
         interpolation,
+        resize,
     )
     return PairedTrainTransform(geometric, photometric)
 
@@ -197,13 +215,15 @@ def build_test_transform(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     interpolation: str = "bilinear",
+    resize: bool = True,
 ) -> v2.Compose:
-    """Return the test transform: resize, to float, normalise."""
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            _resize(image_size, interpolation),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(mean), list(std)),
-        ]
-    )
+    """Return the test transform: resize, to float, normalise.
+
+    ``resize=False`` leaves the resize out, for inputs already at ``image_size`` (an
+    image cache); the other arguments are those of :func:`build_train_transform`.
+    """
+    steps: list[nn.Module] = [v2.ToImage()]
+    if resize:
+        steps.append(build_resize(image_size, interpolation))
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    return v2.Compose(steps)
