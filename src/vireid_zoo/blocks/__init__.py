@@ -2,7 +2,7 @@
 
 from vireid_zoo.blocks.attention import ChannelAttention, NonLocalBlock, SpatialAttention
 from vireid_zoo.blocks.neck import BNNeck
-from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
+from vireid_zoo.blocks.pooling import GeMFormula, GeneralizedMeanPooling
 from vireid_zoo.blocks.two_stream import (
     SUPPORTED_ARCHS,
     BlockWithInsert,
@@ -15,6 +15,7 @@ __all__ = [
     "BNNeck",
     "BlockWithInsert",
     "ChannelAttention",
+    "GeMFormula",
     "GeneralizedMeanPooling",
     "Modality",
     "NonLocalBlock",

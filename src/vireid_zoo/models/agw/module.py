@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
+from vireid_zoo.blocks.pooling import GeMFormula
 from vireid_zoo.losses import IdentityLoss, WeightedRegularizationTripletLoss
-from vireid_zoo.models.agw.model import AGW, TestFeature
+from vireid_zoo.models.agw.model import AGW, Pooling, TestFeature
 from vireid_zoo.models.base import VIReIDModule
 
 
@@ -29,6 +30,8 @@ class AGWModule(VIReIDModule):
             the reference placement, see :class:`AGW`).
         non_local_channels: Embedding channels of each non-local block (the reference: 1).
         gem_p: GeM exponent.
+        gem_formula: GeM's formula (``"agw"``: the reference code's, see :class:`AGW`).
+        pooling: ``"gem"`` or ``"avg"`` (the reference's ``--method base``).
         last_stride: Stride of layer4's first block.
         split_stage: Last modality-specific stage.
         test_feature: ``"bn"`` or ``"pool"`` embedding at test time.
@@ -47,6 +50,8 @@ class AGWModule(VIReIDModule):
         non_local_blocks: Sequence[int] | None = None,
         non_local_channels: int = 1,
         gem_p: float = 3.0,
+        gem_formula: GeMFormula = "agw",
+        pooling: Pooling = "gem",
         last_stride: int = 1,
         split_stage: int = 0,
         test_feature: TestFeature = "bn",
@@ -64,6 +69,8 @@ class AGWModule(VIReIDModule):
             non_local_blocks=non_local_blocks,
             non_local_channels=non_local_channels,
             gem_p=gem_p,
+            gem_formula=gem_formula,
+            pooling=pooling,
             last_stride=last_stride,
             split_stage=split_stage,
             test_feature=test_feature,
