@@ -23,7 +23,7 @@ from vireid_zoo.evaluation import MultiTrialResult
 from vireid_zoo.hub import read_config
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS
-from vireid_zoo.pretrained import PretrainedConfig
+from vireid_zoo.pretrained import CHECKPOINT_CFG_KEY, PretrainedConfig
 
 RESULTS_NAME = "test_results.json"
 RECIPE_KEYS_DROPPED = (
@@ -117,9 +117,16 @@ def pretrained_config_for(
         f"{', ' + record['reranking'] if record['reranking'] else ''})"
         for task, record in tasks.items()
     )
-    recipe = {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
+    contract = input_contract(module, checkpoint_content)
+    # Converted weights were trained by their source codebase: the module's defaults are
+    # not their recipe (the card points to the source instead).
+    recipe = (
+        contract.recipe
+        if contract.source
+        else {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
+    )
     return dataclasses.replace(
-        input_contract(module, checkpoint_content),
+        contract,
         protocol=protocol,
         metrics=metrics,
         recipe=recipe,
@@ -133,7 +140,9 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
     """The input and embedding contract of a trained module, from its checkpoint.
 
     Input size, normalisation, interpolation and dataset come from the datamodule state
-    that the checkpoint records; the embedding from the network.
+    that the checkpoint records; the embedding from the network. A checkpoint written for
+    converted weights (:func:`vireid_zoo.conversion.write_test_checkpoint`) records their
+    contract and source instead, which are kept.
     """
     data = next(
         (
@@ -143,14 +152,19 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
         ),
         {},
     )
-    defaults = module.net.default_pretrained_cfg()
+    stored = checkpoint_content.get(CHECKPOINT_CFG_KEY)
+    defaults = (
+        PretrainedConfig.from_dict(stored)
+        if isinstance(stored, dict)
+        else module.net.default_pretrained_cfg()
+    )
     return dataclasses.replace(
         defaults,
         input_size=tuple(data.get("image_size", defaults.input_size)),
         mean=tuple(data.get("mean", defaults.mean)),
         std=tuple(data.get("std", defaults.std)),
         interpolation=data.get("interpolation", defaults.interpolation),
-        dataset=data.get("dataset"),
+        dataset=data.get("dataset", defaults.dataset),
     )
 
 
