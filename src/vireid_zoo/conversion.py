@@ -6,9 +6,10 @@ and returns that network in eval mode, with the checkpoint's provenance in
 ``pretrained_cfg.source``. ``vireid-zoo convert`` does the same and saves a zoo folder.
 
 Checkpoints of research codebases are pickles. They are read with
-``torch.load(weights_only=True)`` and an allow-list of the four numpy names their
-metadata needs (:data:`NUMPY_ALLOW_LIST`): nothing in the file is run, and a file that
-holds anything else is refused.
+``torch.load(weights_only=True)`` and the smallest allow-list their metadata needs
+(:data:`NUMPY_ALLOW_LIST`: numpy's array and scalar reconstructors, ``ndarray``, ``dtype``
+and the float32 / float64 dtypes): nothing in the file is run, and a file that holds
+anything else is refused, naming what it held.
 
 Codebases:
 
@@ -58,18 +59,20 @@ AGW_REPOSITORY = "https://github.com/mangye16/Cross-Modal-Re-ID-baseline"
 REPORTED_BY = "the source checkpoint (the reference selects its best epoch on the test set)"
 """How the scores stored in a source checkpoint were obtained (the card's heading)."""
 
-_NUMPY_CORE = np._core.multiarray  # numpy >= 2; numpy 1.x pickles name it numpy.core
+# numpy 2 moved numpy.core to numpy._core; files name it as the numpy that wrote them did.
+_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
 NUMPY_ALLOW_LIST: tuple[Any, ...] = (
-    # The metadata of an agw checkpoint: "cmc" (a float32 ndarray) and "mAP" / "mINP"
-    # (numpy float scalars), under the names numpy 2 and numpy 1.x pickle them with.
-    _NUMPY_CORE._reconstruct,
-    (_NUMPY_CORE._reconstruct, "numpy.core.multiarray._reconstruct"),
-    _NUMPY_CORE.scalar,
-    (_NUMPY_CORE.scalar, "numpy.core.multiarray.scalar"),
+    # The metadata of an agw checkpoint: "cmc", a float32 ndarray, and "mAP" / "mINP",
+    # numpy float scalars; under the names numpy 1.x and numpy 2 pickle them with.
+    *(
+        (getattr(_MULTIARRAY, name), f"{module}.multiarray.{name}")
+        for name in ("_reconstruct", "scalar")
+        for module in ("numpy.core", "numpy._core")
+    ),
     np.ndarray,
     np.dtype,
-    np.dtypes.Float32DType,
-    np.dtypes.Float64DType,
+    type(np.dtype(np.float32)),
+    type(np.dtype(np.float64)),
 )
 """The only non-torch names an agw checkpoint may reference (``torch.load`` allow-list)."""
 
@@ -177,7 +180,12 @@ def read_agw_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
 
 
 def _safe_load(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True`` and the numpy allow-list; never unpickles."""
+    """``torch.load(weights_only=True)`` with the numpy allow-list.
+
+    The weights-only unpickler builds tensors, containers and numbers, and calls nothing
+    but the allow-listed numpy reconstructors; any other reference in the file is refused
+    before anything is built from it.
+    """
     with path.open("rb") as handle:
         head = handle.read(4)
     # torch.save writes a zip archive, or (before PyTorch 1.6) a pickle protocol 2 stream.
