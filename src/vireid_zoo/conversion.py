@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 AGW_REPOSITORY = "https://github.com/mangye16/Cross-Modal-Re-ID-baseline"
+AGW_LICENCE = (
+    "the source repository's code is under the MIT licence (its LICENSE file); its README "
+    "states no licence for the checkpoints: check their terms before redistributing them"
+)
 REPORTED_BY = "the source checkpoint (the reference selects its best epoch on the test set)"
 """How the scores stored in a source checkpoint were obtained (the card's heading)."""
 
@@ -327,6 +331,7 @@ def _convert_agw(
         "variant": {k: variant[k] for k in ("arch", "non_local_blocks", "num_classes")}
         | {"non_local_channels": variant["non_local_channels"]},
         "chosen": {"pooling": pooling, "test_feature": test_feature},
+        "licence": AGW_LICENCE,
         "note": (
             f"dropped {len(dropped)} tensors ({sum(v.numel() for v in dropped.values()):,} "
             "values) that the source network registers but never uses: the unused layers "
@@ -335,7 +340,7 @@ def _convert_agw(
         + (f"; dataset from {dataset_from}" if dataset_from else ""),
     }
     network.pretrained_cfg = dataclasses.replace(
-        network.default_pretrained_cfg(), dataset=dataset, source=source
+        network.default_pretrained_cfg(), dataset=dataset, source=source, license="other"
     )
     return network.eval()
 

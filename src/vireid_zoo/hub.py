@@ -255,6 +255,8 @@ def _source_section(source: dict[str, Any] | None) -> str:
             lines.append(f"- {label}: {values}")
     if source.get("note"):
         lines.append(f"- {source['note']}")
+    if source.get("licence"):
+        lines.append(f"- licence: {source['licence']}")
     reported = source.get("reported_metrics") or {}
     rows = [f"| {name} | {100 * value:.2f} |" for name, value in reported.items()]
     lines += [

@@ -50,9 +50,9 @@ class PretrainedConfig:
             the zoo: ``codebase``, ``repository``, ``file`` (name), ``sha256``, ``epoch``
             and ``reported_metrics``, the scores stored in the source checkpoint
             (fractions; reported by it, never measured by the zoo; ``reported_by`` says
-            how they were obtained), with ``variant`` and ``chosen`` (what the weights
-            told and what was chosen at conversion). ``metrics`` stays empty until the
-            zoo measures the weights.
+            how they were obtained), ``variant`` and ``chosen`` (what the weights told
+            and what was chosen at conversion), ``licence`` and ``note``. ``metrics``
+            stays empty until the zoo measures the weights.
     """
 
     architecture: str
