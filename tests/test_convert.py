@@ -580,7 +580,8 @@ def test_provenance_is_in_the_config_and_the_card_never_as_measured(converted: P
     assert source["reported_by"] == REPORTED_BY
     card = (converted / "zoo" / "README.md").read_text()
     measured, reported = card.split("## Source (converted weights)")
-    assert "## Results (measured by vireid-zoo)" in measured and "| (none) | |" in measured
+    assert "## Results (measured by vireid-zoo)" in measured
+    assert "| (none yet: measure the converted weights with `vireid-zoo test`) | |" in measured
     assert "model-index" not in measured  # the Hub's results only ever hold measured ones
     assert (
         "### Results reported by the source checkpoint (the reference selects its best epoch "
@@ -698,7 +699,7 @@ def test_convert_then_test_then_publish_from_the_command_line(
     converted_cfg = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
     assert cfg["source"] == converted_cfg["source"] and cfg["dataset"] == "sysu_mm01"
     assert cfg["metrics"]["sysu_mm01/all/mAP"] == pytest.approx(measured["mAP"])
-    assert cfg["recipe"] == {} and cfg["hub_id"] == "me/agw-sysu"
+    assert cfg["recipe"] == {} and cfg["hub_id"] == "me/agw-sysu" and cfg["license"] == "other"
     card = (published / "README.md").read_text()
     measured_part, reported_part = card.split("## Source (converted weights)")
     assert "| sysu_mm01/all/mAP |" in measured_part and "model-index" in measured_part

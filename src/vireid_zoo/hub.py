@@ -177,7 +177,9 @@ def model_card(network: VIReIDNetwork, config: PretrainedConfig) -> ModelCard:
     )
     recipe = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(config.recipe.items()))
     if not recipe and config.source:
-        recipe = "- trained by the source codebase with its own recipe (see Source below)"
+        recipe = "- trained by the source codebase with its own recipe (see Source)"
+    if not rows and config.source:
+        rows = "| (none yet: measure the converted weights with `vireid-zoo test`) | |"
     source = _source_section(config.source)
     height, width = config.input_size
     text = f"""---

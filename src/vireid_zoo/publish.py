@@ -103,7 +103,7 @@ def pretrained_config_for(
     results: dict[str, Any],
     *,
     repo_id: str | None,
-    license: str,
+    license: str | None,
 ) -> PretrainedConfig:
     """The contract and provenance of a trained module, with its measured metrics."""
     tasks = results["tasks"]
@@ -131,7 +131,7 @@ def pretrained_config_for(
         metrics=metrics,
         recipe=recipe,
         commit=_git_commit(),
-        license=license,
+        license=license or contract.license,
         hub_id=repo_id,
     )
 
@@ -224,7 +224,7 @@ def publish(
     config: str | Path | None = None,
     output: str | Path | None = None,
     private: bool = False,
-    license: str = "apache-2.0",
+    license: str | None = None,
 ) -> str:
     """Publish a trained checkpoint's network to the Hub (or to ``output``).
 
@@ -235,7 +235,8 @@ def publish(
         config: A test config to evaluate the checkpoint now (when no ``results``).
         output: Write the folder here instead of pushing (to inspect it first).
         private: Create the repository as private.
-        license: Licence of the weights.
+        license: Licence of the weights (default: apache-2.0, or the licence a
+            converted checkpoint records).
 
     Returns:
         The commit URL, or the output folder.

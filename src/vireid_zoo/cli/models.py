@@ -179,7 +179,9 @@ def add_commands(commands: Any) -> None:
     measured.add_argument("--config", type=Path, help="a test config: evaluate it now")
     publisher.add_argument("--output", type=Path, help="write the folder here, do not push")
     publisher.add_argument("--private", action="store_true")
-    publisher.add_argument("--license", default="apache-2.0")
+    publisher.add_argument(
+        "--license", help="licence of the weights (default: apache-2.0; converted: 'other')"
+    )
     publisher.set_defaults(run=_publish)
 
     exporter = commands.add_parser("export", help="export the embedding to ONNX (parity-checked)")
