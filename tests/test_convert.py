@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from numpy._core import multiarray as numpy_multiarray
 
 import vireid_zoo as vz
 from test_cli import write_config
@@ -45,6 +44,8 @@ PLANES = (64, 128, 256, 512)
 STRIDES = (1, 2, 2, 1)  # last stride 1
 REFERENCE_NON_LOCAL = (0, 2, 3, 0)
 BN_EPS = 1e-5
+Tensor = torch.Tensor
+State = dict[str, torch.Tensor]
 
 
 def _resnet50_layout(prefix: str) -> dict[str, tuple[int, ...]]:
@@ -151,7 +152,7 @@ def reference_state(
 # --- An independent forward of the reference network ---------------------------------------
 
 
-def _bn_apply(x: torch.Tensor, state: dict, prefix: str, train: bool, calibrate: bool) -> Any:
+def _bn_apply(x: Tensor, state: State, prefix: str, train: bool, calibrate: bool) -> Tensor:
     return F.batch_norm(
         x,
         state[f"{prefix}.running_mean"],
@@ -164,7 +165,9 @@ def _bn_apply(x: torch.Tensor, state: dict, prefix: str, train: bool, calibrate:
     )
 
 
-def _bottleneck(x, state, p, stride, train, calibrate):  # noqa: ANN001, ANN202
+def _bottleneck(
+    x: Tensor, state: State, p: str, stride: int, train: bool, calibrate: bool
+) -> Tensor:
     bn = lambda y, name: _bn_apply(y, state, p + name, train, calibrate)  # noqa: E731
     out = F.relu(bn(F.conv2d(x, state[p + "conv1.weight"]), "bn1"))
     out = F.relu(bn(F.conv2d(out, state[p + "conv2.weight"], stride=stride, padding=1), "bn2"))
@@ -174,7 +177,7 @@ def _bottleneck(x, state, p, stride, train, calibrate):  # noqa: ANN001, ANN202
     return F.relu(out + x)
 
 
-def _non_local_apply(x, state, p, train, calibrate):  # noqa: ANN001, ANN202
+def _non_local_apply(x: Tensor, state: State, p: str, train: bool, calibrate: bool) -> Tensor:
     """z = W(y) + x, y = (theta^T phi / N) g, with 1x1 convs to inter_channels."""
     batch, _, height, width = x.shape
     inter = state[p + "g.0.weight"].shape[0]
@@ -189,7 +192,7 @@ def _non_local_apply(x, state, p, train, calibrate):  # noqa: ANN001, ANN202
     return _bn_apply(y, state, p + "W.1", train, calibrate) + x
 
 
-def _stem(x, state, prefix, train, calibrate):  # noqa: ANN001, ANN202
+def _stem(x: Tensor, state: State, prefix: str, train: bool, calibrate: bool) -> Tensor:
     x = F.conv2d(x, state[prefix + "conv1.weight"], stride=2, padding=3)
     x = F.relu(_bn_apply(x, state, prefix + "bn1", train, calibrate))
     return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
@@ -237,6 +240,7 @@ def reference_forward(
 
 # --- Writing checkpoints as the reference does ------------------------------------------------
 
+numpy_multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
 _OLD_NUMPY_NAMES = {
     id(numpy_multiarray._reconstruct): b"numpy.core.multiarray\n_reconstruct\n",
     id(numpy_multiarray.scalar): b"numpy.core.multiarray\nscalar\n",
