@@ -41,6 +41,7 @@ import torch
 
 from vireid_zoo.blocks import SUPPORTED_ARCHS, BlockWithInsert
 from vireid_zoo.models import AGW, AGWModule, VIReIDNetwork
+from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS
 from vireid_zoo.pretrained import CHECKPOINT_CFG_KEY
 
 __all__ = [
@@ -548,7 +549,8 @@ def write_test_checkpoint(network: VIReIDNetwork, path: str | Path) -> Path:
     if not isinstance(network, AGW):
         raise TypeError(f"expected a converted AGW, got {type(network).__name__}")
     arguments = dict(network._hub_mixin_config or {})  # the constructor's arguments
-    arguments |= {"backbone_pretrained": False, "backbone_weights_file": None}
+    # The weights come from this file: no ImageNet initialisation when it is rebuilt.
+    arguments |= {k: v for k, v in INIT_ONLY_ARGUMENTS.items() if k in arguments}
     module = AGWModule(**arguments)
     module.net.load_state_dict(network.state_dict(), strict=True)
     cfg = network.pretrained_cfg or network.default_pretrained_cfg()
