@@ -367,6 +367,30 @@ def test_gem_hand_value_and_clamp() -> None:
     )
 
 
+def test_gem_agw_formula_adds_eps_to_the_mean() -> None:
+    # The AGW reference code: (mean(x^p) + 1e-12)^(1/p) on the post-ReLU map.
+    x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])
+    agw = GeneralizedMeanPooling(3.0, formula="agw")
+    assert agw.eps == 1e-12 and GeneralizedMeanPooling(3.0).eps == 1e-6
+    expected = torch.tensor([[(25 + 1e-12) ** (1 / 3)], [1e-12 ** (1 / 3)]])
+    torch.testing.assert_close(agw(x), expected, rtol=1e-6, atol=0)
+    # A dead channel pools to 1e-4 with the reference formula, to 1e-6 with the clamp.
+    assert agw(x)[1, 0].item() == pytest.approx(1e-4, rel=1e-5)
+    assert GeneralizedMeanPooling(3.0)(x)[1, 0].item() == pytest.approx(1e-6, rel=1e-5)
+    # Negative activations count as zero; the result stays finite with fractional p.
+    negative = torch.tensor([[[[-1.0, 2.0], [-3.0, -4.0]]]])
+    torch.testing.assert_close(
+        GeneralizedMeanPooling(2.5, formula="agw")(negative),
+        torch.tensor([[(2**2.5 / 4 + 1e-12) ** (1 / 2.5)]]),
+    )
+    zeros = torch.zeros(1, 2, 3, 3, requires_grad=True)
+    GeneralizedMeanPooling(3.0, formula="agw")(zeros).sum().backward()
+    assert torch.isfinite(zeros.grad).all()
+    assert "formula='agw'" in repr(agw)
+    with pytest.raises(ValueError, match="formula must be 'clamp' or 'agw'"):
+        GeneralizedMeanPooling(3.0, formula="reference")  # type: ignore[arg-type]
+
+
 def test_gem_learnable_p() -> None:
     fixed, learnt = GeneralizedMeanPooling(3.0), GeneralizedMeanPooling(3.0, learnable=True)
     assert list(fixed.parameters()) == [] and "p" not in fixed.state_dict()

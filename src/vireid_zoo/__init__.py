@@ -13,6 +13,7 @@ from vireid_zoo.core.lazy import attach
 if TYPE_CHECKING:
     from vireid_zoo.core.contract import PretrainedConfig
     from vireid_zoo.core.version import __version__
+    from vireid_zoo.hub.conversion import convert_checkpoint
     from vireid_zoo.models.agw import AGW, AGWModule
     from vireid_zoo.models.base import VIReIDModule
     from vireid_zoo.models.cscl import CSCL, CSCLModule

@@ -7,6 +7,7 @@ Subcommands:
     publish     Push a trained checkpoint's weights, config and card to the Hub.
     export      Export a network's embedding to ONNX, with a parity check.
     search      Rank a gallery folder for each query image.
+    convert     Convert a checkpoint of another codebase (agw) into a zoo folder.
     synthesize  Write a small synthetic dataset in a real dataset's on-disk layout.
     inspect     Validate a dataset folder and print its counts and protocol sizes.
     parse       Write human-parsing maps of a dataset with a TorchScript / ONNX parser.

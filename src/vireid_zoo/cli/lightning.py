@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from vireid_zoo.data import VIReIDDataModule
 from vireid_zoo.evaluation.results import write_results
-from vireid_zoo.hub.checkpoints import read_checkpoint, require_requested_model
+from vireid_zoo.hub.checkpoints import read_checkpoint, reconcile_network
 from vireid_zoo.models.base import VIReIDModule
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
@@ -39,20 +40,27 @@ class VIReIDCLI(LightningCLI):
         )
 
     def _parse_ckpt_path(self) -> None:
-        """Check the checkpoint against the command instead of overriding the command.
+        """Check the checkpoint against the command instead of silently overriding it.
 
         Lightning would replace the command's model arguments by the checkpoint's without a
-        word. Here the command decides (data, trainer, evaluation options) and the
-        checkpoint must hold the model the command asks for: a checkpoint of another module,
-        network, trunk or network configuration is refused, naming both.
+        word. Here the checkpoint must hold the model the command asks for (module, network,
+        trunk and every network argument the command sets; evaluation choices ``test_*``
+        are the command's), and network arguments the command leaves at their default are
+        the checkpoint's, each reported on stderr. Module arguments (recipe, evaluation
+        options) are the command's.
         """
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if ckpt_path is None or not Path(ckpt_path).is_file():
             return
         content = read_checkpoint(Path(ckpt_path))
-        requested = self.config[subcommand]["model"]
-        require_requested_model(requested.as_dict(), content, str(ckpt_path))
+        model = self.config[subcommand]["model"]
+        effective, notes = reconcile_network(model.as_dict(), content, str(ckpt_path))
+        if effective is not None:
+            for key, value in effective.items():
+                model.init_args.network.init_args[key] = value
+        for note in notes:
+            print(f"vireid-zoo {subcommand}: network argument {note}", file=sys.stderr)
 
     def _require_checkpoint(self) -> None:
         config = self.config[self.subcommand]

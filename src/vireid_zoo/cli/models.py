@@ -1,4 +1,4 @@
-"""Model commands: ``vireid-zoo demo | publish | export | search``."""
+"""Model commands: ``vireid-zoo demo | publish | export | search | convert``."""
 
 from __future__ import annotations
 
@@ -130,6 +130,39 @@ def _search(args: argparse.Namespace) -> None:
         print(f"ranked lists drawn in {plot_search(result, args.plot, args.max_queries)}")
 
 
+def _convert(args: argparse.Namespace) -> None:
+    from vireid_zoo.hub.conversion import convert_checkpoint, write_test_checkpoint
+
+    if args.output.exists() and (not args.output.is_dir() or any(args.output.iterdir())):
+        raise FileExistsError(f"--output {args.output} exists and is not an empty folder")
+    overrides = {"pooling": args.pooling, "test_feature": args.test_feature}
+    if args.dataset:
+        overrides["dataset"] = args.dataset
+    net = convert_checkpoint(args.path, args.codebase, **overrides)
+    net.save_pretrained(args.output)
+    cfg = net.pretrained_cfg
+    source = cfg.source if cfg and cfg.source else {}
+    reported = ", ".join(
+        f"{name} {100 * value:.2f}%" for name, value in source.get("reported_metrics", {}).items()
+    )
+    print(
+        f"converted {args.path} (codebase {args.codebase}, epoch {source.get('epoch')}, "
+        f"sha256 {source.get('sha256')}) to {net.architecture}: "
+        + ", ".join(f"{k}={v!r}" for k, v in {**source["variant"], **source["chosen"]}.items())
+        + f"\n{source.get('note', '')}"
+        + f"\nreported by {source.get('reported_by')}, not measured by vireid-zoo: "
+        + (reported or "none stored")
+        + f"\nwrote {args.output} (model.safetensors, config.json, README.md); load it with "
+        f"vireid_zoo.create_model('local-dir:{args.output}')"
+    )
+    if args.checkpoint:
+        path = write_test_checkpoint(net, args.checkpoint)
+        print(
+            f"wrote {path}: measure it with 'vireid-zoo test --config CONFIG --ckpt_path "
+            f"{path}', then 'vireid-zoo publish {path} --results test_results.json'"
+        )
+
+
 def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model",
@@ -165,7 +198,9 @@ def add_commands(commands: Any) -> None:
     measured.add_argument("--config", type=Path, help="a test config: evaluate it now")
     publisher.add_argument("--output", type=Path, help="write the folder here, do not push")
     publisher.add_argument("--private", action="store_true")
-    publisher.add_argument("--license", default="apache-2.0")
+    publisher.add_argument(
+        "--license", help="licence of the weights (default: apache-2.0; converted: 'other')"
+    )
     publisher.set_defaults(run=_publish)
 
     exporter = commands.add_parser("export", help="export the embedding to ONNX (parity-checked)")
@@ -195,3 +230,31 @@ def add_commands(commands: Any) -> None:
     searcher.add_argument("--plot", type=Path, help="PNG of the ranked lists")
     searcher.add_argument("--max-queries", type=int, default=8, help="rows in the picture")
     searcher.set_defaults(run=_search)
+
+    converter = commands.add_parser(
+        "convert", help="convert a checkpoint of another codebase into a zoo folder"
+    )
+    converter.add_argument("path", type=Path, help="the checkpoint (e.g. a .t file of agw)")
+    converter.add_argument(
+        "--codebase", default="agw", help="the codebase that wrote it (known: agw)"
+    )
+    converter.add_argument(
+        "--output", "-o", type=Path, required=True, help="the zoo folder to write"
+    )
+    converter.add_argument(
+        "--pooling",
+        choices=("gem", "avg"),
+        default="gem",
+        help="agw: the pooling it was trained with, which the weights do not tell: gem "
+        "(--method agw, the reference default) or avg (--method base)",
+    )
+    converter.add_argument(
+        "--dataset", help="training dataset to record (default: from the file name, if any)"
+    )
+    converter.add_argument("--test-feature", choices=("bn", "pool"), default="bn")
+    converter.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="also write a Lightning checkpoint of it, for 'vireid-zoo test' and 'publish'",
+    )
+    converter.set_defaults(run=_convert)

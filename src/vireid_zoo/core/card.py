@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
@@ -52,6 +54,11 @@ def model_card(method: str, paper: str, config: PretrainedConfig) -> ModelCard:
         f"| {name} | {100 * value:.2f} |" for name, value in sorted(config.metrics.items())
     )
     recipe = "\n".join(f"- `{k}`: `{v}`" for k, v in sorted(config.recipe.items()))
+    if not recipe and config.source:
+        recipe = "- trained by the source codebase with its own recipe (see Source)"
+    if not rows and config.source:
+        rows = "| (none yet: measure the converted weights with `vireid-zoo test`) | |"
+    source = _source_section(config.source)
     height, width = config.input_size
     text = f"""---
 {card_data.to_yaml()}
@@ -86,7 +93,7 @@ network's stem: pass each image's own modality, whatever its role (query or gall
 | metric | value (%) |
 |---|---|
 {rows or "| (none) | |"}
-
+{source}
 ## Training recipe
 
 {recipe or "- not recorded"}
@@ -105,3 +112,43 @@ not identities: a nearest neighbour is a candidate for human review, not a decis
 {ETHICS_NOTE}
 """
     return ModelCard(text)
+
+
+def _source_section(source: dict[str, Any] | None) -> str:
+    """The card's section on converted weights: their source and its reported scores."""
+    if not source:
+        return ""
+    lines = [
+        "",
+        "## Source (converted weights)",
+        "",
+        f"Converted by vireid-zoo from a checkpoint of the `{source.get('codebase')}` "
+        f"codebase ({source.get('repository', 'repository not recorded')}).",
+        "",
+        f"- file: `{source.get('file')}`",
+        f"- SHA-256: `{source.get('sha256')}`",
+        f"- epoch: {source.get('epoch', 'not stored')}",
+    ]
+    for label, key in (("read from the weights", "variant"), ("chosen at conversion", "chosen")):
+        if source.get(key):
+            values = ", ".join(f"`{k}={v!r}`" for k, v in source[key].items())
+            lines.append(f"- {label}: {values}")
+    if source.get("note"):
+        lines.append(f"- {source['note']}")
+    if source.get("licence"):
+        lines.append(f"- licence: {source['licence']}")
+    reported = source.get("reported_metrics") or {}
+    rows = [f"| {name} | {100 * value:.2f} |" for name, value in reported.items()]
+    lines += [
+        "",
+        f"### Results reported by {source.get('reported_by') or 'the source checkpoint'}",
+        "",
+        "Stored in the source file by the code that trained it; not measured by vireid-zoo "
+        "(its own measurements are the table above).",
+        "",
+        "| metric | value (%) |",
+        "|---|---|",
+        *(rows or ["| (none stored) | |"]),
+        "",
+    ]
+    return "\n".join(lines)

@@ -3,8 +3,9 @@
 A :class:`PretrainedConfig` travels in a published model's ``config.json``. It states the
 input contract (size, normalisation, interpolation), the embedding contract (dimension,
 which feature, normalised) and the provenance (dataset, protocol, measured metrics,
-commit, licence). The zoo registers a named pretrained model (``agw_resnet50.sysu_mm01``)
-only when its weights really exist on the Hub.
+commit, licence; for converted weights, their source). The zoo registers a named
+pretrained model (``agw_resnet50.sysu_mm01``) only when its weights really exist on the
+Hub.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
+CHECKPOINT_CFG_KEY = "vireid_zoo_pretrained_cfg"
+"""Key of a Lightning checkpoint that carries the :class:`PretrainedConfig` of the weights it
+holds (written for converted weights; read by ``vireid-zoo publish``)."""
 _HUB_SOURCE = re.compile(r"^hf-hub:(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<revision>[\w.\-/]+))?$")
 
 
@@ -44,6 +48,14 @@ class PretrainedConfig:
         license: Licence of the weights.
         hub_id: ``org/name`` on the Hugging Face Hub.
         revision: Hub revision (branch, tag or commit) of the weights.
+        source: Where converted weights come from (see
+            :func:`vireid_zoo.conversion.convert_checkpoint`), None for weights trained by
+            the zoo: ``codebase``, ``repository``, ``file`` (name), ``sha256``, ``epoch``
+            and ``reported_metrics``, the scores stored in the source checkpoint
+            (fractions; reported by it, never measured by the zoo; ``reported_by`` says
+            how they were obtained), ``variant`` and ``chosen`` (what the weights told
+            and what was chosen at conversion), ``licence`` and ``note``. ``metrics``
+            stays empty until the zoo measures the weights.
     """
 
     architecture: str
@@ -62,6 +74,7 @@ class PretrainedConfig:
     license: str = "apache-2.0"
     hub_id: str | None = None
     revision: str | None = None
+    source: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import pickle
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 
 from vireid_zoo.core.classes import import_zoo_class
-from vireid_zoo.core.contract import PretrainedConfig
+from vireid_zoo.core.contract import CHECKPOINT_CFG_KEY, PretrainedConfig
 from vireid_zoo.core.weights import WeightsMismatchError
 from vireid_zoo.models.base import (
     CHECKPOINT_KEY,
@@ -59,15 +60,19 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return content
 
 
-def require_requested_model(
+def reconcile_network(
     requested: Mapping[str, Any], content: Mapping[str, Any], source: str
-) -> None:
-    """Refuse a checkpoint of another model than the one a command asks for, naming both.
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The network a command tests a checkpoint with: the checkpoint's, if it is what was asked.
 
-    The module class, the network class and the trunk must be the same, and so must every
-    other network argument except the evaluation choices (``test_*``: the command's value
-    is used), ``num_classes`` (a classifier of another size is re-initialised, with a
-    warning) and the initial-weights arguments (the checkpoint's weights replace them).
+    The module class, the network class and the trunk must be the ones the command asks
+    for. Every other network argument the command sets away from the network's default
+    must equal the checkpoint's, except the evaluation choices (``test_*``), where the
+    command's value is used. Arguments the command leaves at their default take the
+    checkpoint's value, and each such case is reported. ``num_classes`` (a classifier of
+    another size is re-initialised, with a warning) and the initial-weights arguments are
+    not compared; the network is built without its ImageNet initialisation, since the
+    checkpoint's weights replace it (nothing is downloaded).
 
     Args:
         requested: The command's ``model`` (``class_path`` and ``init_args`` with the
@@ -75,13 +80,18 @@ def require_requested_model(
         content: The checkpoint.
         source: The checkpoint's path, for messages.
 
+    Returns:
+        The network arguments to build (None when the checkpoint records no network: its
+        weights are then compared when loading), and one note per argument taken from the
+        checkpoint.
+
     Raises:
         WeightsMismatchError: naming what the checkpoint holds and what was asked.
     """
     trained = describe_checkpoint(content)
     network = dict(requested.get("init_args", {}).get("network") or {})
     if trained["identity"] is None or "class_path" not in network:
-        return  # nothing recorded: the weights themselves are compared when loading
+        return None, []
     module_type = import_zoo_class(requested.get("class_path"), VIReIDModule)
     network_type = import_zoo_class(network["class_path"], VIReIDNetwork)
     asked = _json_values(network.get("init_args", {}))
@@ -93,25 +103,39 @@ def require_requested_model(
     fix = "Use the config the checkpoint was trained with, or a checkpoint of this model."
     recorded_module = trained["identity"][0]
     module_differs = recorded_module is not None and identity[0] != recorded_module
-    if module_differs or identity[1:] != trained["identity"][1:]:
+    if module_differs or identity[1:] != trained["identity"][1:] or network_type is None:
         module_name, network_name = (name.rsplit(".", 1)[-1] for name in identity[:2])
         raise WeightsMismatchError(
             f"{source} holds {trained['described']}, but the command asks for "
             f"{module_name}({network_name}, arch={identity[2]!r}). {fix}"
         )
     saved = _json_values(content["hyper_parameters"]["network"].get("init_args", {}))
-    differing = [
-        f"{key}={saved.get(key)!r} in the checkpoint, {asked.get(key)!r} asked"
-        for key in sorted(saved.keys() | asked.keys())
-        if key not in CHECKPOINT_DECIDES
-        and not key.startswith("test_")
-        and saved.get(key) != asked.get(key)
-    ]
+    defaults = _json_values(
+        {
+            name: parameter.default
+            for name, parameter in inspect.signature(network_type.__init__).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+    )
+    effective, notes, differing = dict(saved), [], []
+    for key in sorted(saved.keys() | asked.keys()):
+        if key in CHECKPOINT_DECIDES or saved.get(key) == asked.get(key):
+            continue
+        if key.startswith("test_"):
+            effective[key] = asked.get(key)
+        elif key in asked and asked[key] != defaults.get(key, asked[key]):
+            differing.append(f"{key}={saved.get(key)!r} in the checkpoint, {asked[key]!r} asked")
+        else:
+            notes.append(f"{key}={saved.get(key)!r} (the checkpoint's; the command left it unset)")
     if differing:
         raise WeightsMismatchError(
             f"{source} was trained with other network arguments than the command gives: "
             f"{'; '.join(differing)}. {fix}"
         )
+    effective |= {k: asked[k] for k in ("num_classes", "backbone_weights") if k in asked}
+    # The checkpoint's weights replace the initial ones: nothing is downloaded.
+    effective |= {k: v for k, v in INIT_ONLY_ARGUMENTS.items() if k in saved}
+    return effective, notes
 
 
 def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,7 +167,9 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
     """The input and embedding contract of a trained module, from its checkpoint.
 
     Input size, normalisation, interpolation and dataset come from the datamodule state
-    that the checkpoint records; the embedding from the network.
+    that the checkpoint records; the embedding from the network. A checkpoint written for
+    converted weights (:func:`vireid_zoo.hub.conversion.write_test_checkpoint`) records
+    their contract and source instead, which are kept.
     """
     data = next(
         (
@@ -153,12 +179,17 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
         ),
         {},
     )
-    defaults = module.net.default_pretrained_cfg()
+    stored = checkpoint_content.get(CHECKPOINT_CFG_KEY)
+    defaults = (
+        PretrainedConfig.from_dict(stored)
+        if isinstance(stored, dict)
+        else module.net.default_pretrained_cfg()
+    )
     return dataclasses.replace(
         defaults,
         input_size=tuple(data.get("image_size", defaults.input_size)),
         mean=tuple(data.get("mean", defaults.mean)),
         std=tuple(data.get("std", defaults.std)),
         interpolation=data.get("interpolation", defaults.interpolation),
-        dataset=data.get("dataset"),
+        dataset=data.get("dataset", defaults.dataset),
     )

@@ -42,7 +42,7 @@ def pretrained_config_for(
     results: dict[str, Any],
     *,
     repo_id: str | None,
-    license: str,
+    license: str | None,
 ) -> PretrainedConfig:
     """The contract and provenance of a trained module, with its measured metrics."""
     tasks = results["tasks"]
@@ -56,14 +56,21 @@ def pretrained_config_for(
         f"{', ' + record['reranking'] if record['reranking'] else ''})"
         for task, record in tasks.items()
     )
-    recipe = {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
+    contract = input_contract(module, checkpoint_content)
+    # Converted weights were trained by their source codebase: the module's defaults are
+    # not their recipe (the card points to the source instead).
+    recipe = (
+        contract.recipe
+        if contract.source
+        else {k: v for k, v in dict(module.hparams).items() if k not in RECIPE_KEYS_DROPPED}
+    )
     return dataclasses.replace(
-        input_contract(module, checkpoint_content),
+        contract,
         protocol=protocol,
         metrics=metrics,
         recipe=recipe,
         commit=_git_commit(),
-        license=license,
+        license=license or contract.license,
         hub_id=repo_id,
     )
 
@@ -97,7 +104,7 @@ def publish(
     results: str | Path | None = None,
     output: str | Path | None = None,
     private: bool = False,
-    license: str = "apache-2.0",
+    license: str | None = None,
 ) -> str:
     """Publish a trained checkpoint's network to the Hub (or to ``output``).
 
@@ -107,7 +114,8 @@ def publish(
         results: ``test_results.json`` of this checkpoint (from ``vireid-zoo test``).
         output: Write the folder here instead of pushing (to inspect it first).
         private: Create the repository as private.
-        license: Licence of the weights.
+        license: Licence of the weights (default: apache-2.0, or the licence a
+            converted checkpoint records).
 
     Returns:
         The commit URL, or the output folder.

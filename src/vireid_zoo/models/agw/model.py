@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -11,12 +12,13 @@ from torch import nn
 from vireid_zoo.blocks.attention import NonLocalBlock
 from vireid_zoo.blocks.imagenet import REFERENCE_WEIGHTS
 from vireid_zoo.blocks.neck import BNNeck, HeadOutput, TestFeature
-from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
+from vireid_zoo.blocks.pooling import GeMFormula, GeneralizedMeanPooling
 from vireid_zoo.blocks.two_stream import TwoStreamResNet
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.network import VIReIDNetwork
 
+Pooling = Literal["gem", "avg"]
 REFERENCE_NON_LOCAL_BLOCKS = (0, 2, 3, 0)
 """Non-local blocks after the last N blocks of layer1..4 in the reference AGW."""
 
@@ -29,8 +31,9 @@ class AGW(VIReIDNetwork):
     (conv1, bn1, relu, maxpool), shared ``layer1``..``layer4`` with last stride 1;
     non-local attention blocks after the last two residual blocks of ``layer2`` and the
     last three of ``layer3`` (with
-    ResNet-50: blocks 2, 3 and 3, 4, 5); generalised-mean pooling (p = 3); a BNNeck and a
-    bias-free identity classifier. Trained with identity cross-entropy on the BNNeck
+    ResNet-50: blocks 2, 3 and 3, 4, 5); generalised-mean pooling (p = 3, the reference
+    code's formula, see :class:`~vireid_zoo.blocks.GeneralizedMeanPooling`); a BNNeck and
+    a bias-free identity classifier. Trained with identity cross-entropy on the BNNeck
     logits and the weighted regularisation triplet loss on the pooled features (see
     :class:`~vireid_zoo.models.agw.module.AGWModule`).
 
@@ -48,6 +51,16 @@ class AGW(VIReIDNetwork):
             must fit.
         non_local_channels: Embedding channels of each non-local block (the reference: 1).
         gem_p: GeM exponent (the reference fixes 3).
+        gem_formula: GeM's formula: ``"agw"`` (the reference code's,
+            ``(mean(x^p) + 1e-12)^(1/p)``) or ``"clamp"`` (as the zoo's other methods:
+            activations clamped at 1e-6 before the power).
+        pooling: ``"gem"`` (AGW) or ``"avg"``: global average pooling, the reference
+            code's ``--method base``.
+        gem_formula: GeM's formula: ``"agw"`` (the reference code's,
+            ``(mean(x^p) + 1e-12)^(1/p)``) or ``"clamp"`` (as the zoo's other methods:
+            activations clamped at 1e-6 before the power).
+        pooling: ``"gem"`` (AGW) or ``"avg"``: global average pooling, the reference
+            code's ``--method base``.
         last_stride: Stride of layer4's first block (1 in the reference).
         split_stage: Last modality-specific stage (0: only the stems, the reference).
         test_feature: Embedding returned at test time: ``"bn"`` (BNNeck output, the
@@ -71,12 +84,15 @@ class AGW(VIReIDNetwork):
         non_local_blocks: Sequence[int] | None = None,
         non_local_channels: int = 1,
         gem_p: float = 3.0,
+        gem_formula: GeMFormula = "agw",
+        pooling: Pooling = "gem",
         last_stride: int = 1,
         split_stage: int = 0,
         test_feature: TestFeature = "bn",
     ) -> None:
         super().__init__()
         check_choice("test_feature", test_feature, TestFeature)
+        check_choice("pooling", pooling, Pooling)
         if non_local_blocks is not None and len(non_local_blocks) != 4:
             raise ValueError(
                 f"non_local_blocks needs one count per layer1..layer4, got {non_local_blocks}"
@@ -96,7 +112,11 @@ class AGW(VIReIDNetwork):
             ]
         for stage, count in enumerate(non_local_blocks, start=1):
             self._add_non_local(stage, count, non_local_channels)
-        self.pool = GeneralizedMeanPooling(p=gem_p)
+        self.pool: nn.Module = (
+            GeneralizedMeanPooling(p=gem_p, formula=gem_formula)
+            if pooling == "gem"
+            else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        )
         self.neck = BNNeck(self.backbone.out_channels, num_classes)
         self.embedding_dim = self.backbone.out_channels
         self.test_feature = test_feature
@@ -106,7 +126,12 @@ class AGW(VIReIDNetwork):
             return
         blocks = self.backbone.shared_stage(stage)
         if not 0 <= count <= len(blocks):
-            raise ValueError(f"layer{stage} has {len(blocks)} blocks, cannot add {count}")
+            raise ValueError(
+                f"non_local_blocks asks for {count} non-local blocks in layer{stage}, which has "
+                f"{len(blocks)} residual blocks with arch={self.backbone.arch!r}: give at most "
+                f"{len(blocks)} there, or leave non_local_blocks unset for the reference "
+                "placement capped per trunk"
+            )
         for block in range(len(blocks) - count, len(blocks)):
             width = self.backbone.stage_channels[stage]
             self.backbone.insert_after_block(stage, block, NonLocalBlock(width, channels))
