@@ -1,6 +1,6 @@
 """MHN (Zuo et al., Information Fusion 2025): properties of its modules, losses and recipe.
 
-Each binding statement of the abstract (reference/METHODS.md, "MHN") has property tests:
+Each binding statement of the abstract has property tests:
 - MAM, feature-level fusion that perceives cross-modality consistency: the ``test_mam_*``
   tests and ``test_forward_train_runs_the_hybrid_as_a_third_shared_stream``;
 - the harmonisation loss adjusts the hybrid and aligns the modalities:
@@ -102,7 +102,7 @@ def test_mam_map_perceives_the_agreement_of_the_two_modalities() -> None:
     torch.testing.assert_close(hybrid, (visible + infrared) / 2)
     with torch.no_grad():  # only the f_v * f_i cue has weights (input channels 8..11)
         for conv in (mam.channel_conv, mam.pixel_conv):
-            conv.weight[:, 8:] = torch.randn(4, 4, 1, 1)
+            conv.weight[:, 8:12] = torch.randn(4, 4, 1, 1)
     agreement = mam.consistency_map(visible, infrared)
     torch.testing.assert_close(mam.consistency_map(-visible, -infrared), agreement)
     assert not torch.allclose(mam.consistency_map(visible, -infrared), agreement)
@@ -172,6 +172,11 @@ def three_modalities(*groups: list[list[float]]) -> tuple[torch.Tensor, torch.Te
     return features, codes
 
 
+def raw_harmonization(distance: str = "euclidean") -> ModalityHarmonizationLoss:
+    """The harmonisation loss on the features as they are (no standardisation)."""
+    return ModalityHarmonizationLoss(distance, normalization="none")  # type: ignore[arg-type]
+
+
 def test_harmonization_hand_computed() -> None:
     # Identity 0: visible (0,0),(0,2) -> c_v = (0,1); infrared c_i = (4,1); hybrid c_h = (1,1).
     # Identity 1: the three centres coincide at (5,5) -> 0.
@@ -179,14 +184,14 @@ def test_harmonization_hand_computed() -> None:
         [[0, 0], [0, 2], [5, 5]], [[4, 1], [5, 5]], [[1, 1], [5, 5]]
     )
     labels = torch.tensor([0, 0, 1, 0, 1, 0, 1])
-    # Euclidean: d_v = 1, d_i = 3: 1 + 3 + |1 - 3| = 6; mean over identities 3.
-    assert ModalityHarmonizationLoss()(features, labels, modalities) == pytest.approx(3.0)
+    # On the raw features. Euclidean: d_v = 1, d_i = 3: 1 + 3 + |1 - 3| = 6; mean 3.
+    assert raw_harmonization()(features, labels, modalities) == pytest.approx(3.0)
     # Squared: 1 + 9 + 8 = 18 -> 9.
-    loss = ModalityHarmonizationLoss("squared_euclidean")(features, labels, modalities)
+    loss = raw_harmonization("squared_euclidean")(features, labels, modalities)
     assert loss == pytest.approx(9.0)
     # Cosine: 1 - cos((1,1),(0,1)) = 0.29289, 1 - cos((1,1),(4,1)) = 1 - 5/sqrt(34) = 0.14251;
     # sum + |difference| = 2 * 0.29289 = 0.58579 -> 0.29289.
-    loss = ModalityHarmonizationLoss("cosine")(features, labels, modalities)
+    loss = raw_harmonization("cosine")(features, labels, modalities)
     assert loss == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
 
 
@@ -197,12 +202,13 @@ def test_harmonization_is_zero_when_the_centres_coincide_and_grows_as_they_separ
 
     def loss(visible: float, infrared: float, hybrid: float) -> torch.Tensor:
         features = torch.cat([visible * direction, infrared * direction, hybrid * direction])
-        return ModalityHarmonizationLoss()(features, labels, modalities)
+        return raw_harmonization()(features, labels, modalities)
 
-    coincident = torch.cat([direction] * 3).requires_grad_()
-    zero = ModalityHarmonizationLoss()(coincident, labels, modalities)
-    zero.backward()
-    assert zero == 0 and torch.equal(coincident.grad, torch.zeros_like(coincident))
+    for harmonization in (ModalityHarmonizationLoss(), raw_harmonization()):
+        coincident = torch.cat([direction] * 3).requires_grad_()
+        zero = harmonization(coincident, labels, modalities)
+        zero.backward()
+        assert zero == 0 and torch.equal(coincident.grad, torch.zeros_like(coincident))
     # c_v = -t, c_i = +t, c_h = 0: d_v = d_i = t, loss 2t, growing with t.
     spread = [loss(-t, t, 0.0).item() for t in (0.5, 1.0, 2.0, 4.0)]
     assert spread == pytest.approx([1.0, 2.0, 4.0, 8.0])
@@ -227,6 +233,51 @@ def test_harmonization_gradient_step_aligns_the_modalities_through_the_hybrid() 
     stepped = features.detach() - 0.5 * features.grad
     assert gap(stepped) < gap(features.detach())
     assert ModalityHarmonizationLoss()(stepped, labels, modalities) < loss
+
+
+def test_harmonization_does_not_depend_on_the_feature_scale() -> None:
+    # The default L2-normalises each feature: scaling the features (all of them, or each
+    # one by its own factor) leaves the loss unchanged, so it cannot be lowered by
+    # shrinking them; "standardize" is unchanged by any per-dimension scale and shift; on
+    # the raw features the loss scales with them.
+    torch.manual_seed(0)
+    labels = torch.arange(3).repeat(6)
+    modalities = torch.arange(3).repeat_interleave(6)
+    features = torch.randn(18, 8)
+    features[6:12] += 1.0
+    row_scales = torch.rand(18, 1) * 5 + 0.1
+    dimension_scales, shift = torch.rand(8) * 5 + 0.1, torch.randn(8)
+    for distance in ("euclidean", "squared_euclidean", "cosine"):
+        l2 = ModalityHarmonizationLoss(distance)  # type: ignore[arg-type]
+        standardized = ModalityHarmonizationLoss(distance, "standardize")  # type: ignore[arg-type]
+        for loss, mapped in (
+            (l2, 0.1 * features),
+            (l2, 10.0 * features),
+            (l2, row_scales * features),
+            (standardized, features * dimension_scales + shift),
+            (standardized, 0.1 * features),
+        ):
+            value = loss(mapped, labels, modalities).item()
+            assert value == pytest.approx(loss(features, labels, modalities).item(), rel=1e-4)
+    raw = raw_harmonization()
+    assert raw(0.1 * features, labels, modalities) < 0.2 * raw(features, labels, modalities)
+
+
+def test_harmonization_term_does_not_depend_on_the_scale_of_the_trunk_output(
+    module: MHNModule,
+) -> None:
+    # A network whose pooled features are scaled (here by a hook on GeM's output) has the
+    # same harmonisation term, within 1%: it cannot be met by shrinking the features.
+    batch = paired_batch()
+    module.eval()
+    reference = module.compute_losses(batch)["harmonisation"].item()
+    for factor in (0.1, 10.0):
+        hook = module.net.pool.register_forward_hook(lambda _m, _i, out, f=factor: out * f)
+        try:
+            scaled = module.compute_losses(batch)["harmonisation"].item()
+        finally:
+            hook.remove()
+        assert scaled == pytest.approx(reference, rel=0.01)
 
 
 def test_harmonization_needs_every_modality_of_every_identity() -> None:
@@ -471,8 +522,8 @@ def test_registry_builds_the_reference_network() -> None:
     assert isinstance(net, MHN) and net.backbone.arch == "resnet50"
     assert net.embedding_dim == 3 * 2048
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
-    # MAM after the 64-channel stems, both maps: 2 x (3*64*64 + 64); SE 2048 -> 128 -> 2048;
-    # CBAM 2 -> 1 7x7 conv; three BNNecks (BN weight + bias, 2048 x 395 classifier).
+    # MAM after the 64-channel stems, three cues, both maps: 2 x (3*64*64 + 64); SE 2048 ->
+    # 128 -> 2048; CBAM 2 -> 1 7x7 conv; three BNNecks (BN weight + bias, 2048 x 395).
     assert count(net.mam) == 2 * (3 * 64 * 64 + 64)
     assert count(net.drm) == (2048 * 128 + 128 + 128 * 2048 + 2048) + 2 * 49
     assert count(net.necks) == 3 * (2 * 2048 + 2048 * 395)
@@ -498,6 +549,12 @@ def test_configs_list_every_mhn_argument_at_its_default(
     for name, default in module_defaults().items():
         assert name in listed, name
         assert listed[name] == (list(default) if isinstance(default, tuple) else default), name
+    network = inspect.signature(MHN.__init__).parameters.values()
+    skipped = ("self", "num_classes", "backbone_pretrained", "backbone_weights_file")
+    for parameter in (p for p in network if p.name not in skipped):
+        default = parameter.default
+        expected = list(default) if isinstance(default, tuple) else default
+        assert listed["network"].get(parameter.name) == expected, parameter.name
     with pytest.raises(SystemExit) as exit_code:
         main(["fit", "--config", str(path), "--print_config"])
     assert exit_code.value.code == 0

@@ -2,8 +2,8 @@
 
 Zuo, Peng, Cheng and Wang, "Modality-perceptive Harmonization Network for
 visible-infrared person re-identification", Information Fusion 118, 102979 (2025). The
-abstract names the harmonisation and consistency losses and what they do; their formulas
-here are assumptions [A] (``reference/METHODS.md``, section "MHN").
+abstract names the harmonisation and consistency losses and what they do, not their
+formulas: those here are assumptions of this zoo [A], each open choice an argument.
 
 Samples carry a modality code: 0 visible, 1 infrared, 2 hybrid (MAM's fused stream).
 """
@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.centre import modality_centres
+from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
 
 Distance = Literal["euclidean", "squared_euclidean", "cosine"]
 DISTANCES: tuple[Distance, ...] = ("euclidean", "squared_euclidean", "cosine")
-_PROBABILITY_FLOOR = 1e-12
 
 
 def paired_distance(x: torch.Tensor, y: torch.Tensor, distance: Distance) -> torch.Tensor:
@@ -41,9 +41,12 @@ class ModalityHarmonizationLoss(nn.Module):
     r"""Modality harmonisation loss: the hybrid centre between, and close to, both modalities.
 
     Abstract: it "adjusts the distribution of the generated hybrid modality" and aligns
-    the feature distributions across modalities. [A] (METHODS.md): with
-    :math:`c^y_v, c^y_i, c^y_h` the visible, infrared and hybrid centres of identity y
-    among the P identities of the batch, :math:`d_v = d(c^y_h, c^y_v)`,
+    the feature distributions across modalities. [A]: the features are first made
+    scale-free (``normalization="l2"``: each row divided by its L2 norm, see
+    :func:`~vireid_zoo.losses.normalization.normalize_features`), so that the loss cannot
+    be lowered by shrinking the features, only by bringing their directions together.
+    Then, with :math:`c^y_v, c^y_i, c^y_h` the visible, infrared and hybrid centres of
+    identity y among the P identities of the batch, :math:`d_v = d(c^y_h, c^y_v)`,
     :math:`d_i = d(c^y_h, c^y_i)`,
 
     .. math:: L_{mh} = \frac{1}{P}\sum_y \big[d_v + d_i + |d_v - d_i|\big]
@@ -55,18 +58,31 @@ class ModalityHarmonizationLoss(nn.Module):
 
     Args:
         distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"`` [A].
+        normalization: ``"l2"`` (default), ``"standardize"`` (per dimension, the three
+            streams together) or ``"none"`` (the raw features: the loss then scales with
+            them) [A]. Why L2 and not EMIF's standardisation: see the MHN README.
+        eps: The L2 norm's floor (added to the standardisation's variances), > 0 [A].
     """
 
-    def __init__(self, distance: Distance = "euclidean") -> None:
+    def __init__(
+        self,
+        distance: Distance = "euclidean",
+        normalization: FeatureNormalization = "l2",
+        eps: float = 1e-12,
+    ) -> None:
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+        normalize_features(torch.zeros(1, 1), normalization, eps)  # checks both arguments
         self.distance: Distance = distance
+        self.normalization: FeatureNormalization = normalization
+        self.eps = eps
 
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:
         """Mean loss over identities; ``modalities``: 0 visible, 1 infrared, 2 hybrid."""
+        features = normalize_features(features, self.normalization, self.eps)
         centres = modality_centres(features, labels, modalities, 3)[0]
         visible, infrared, hybrid = centres.unbind(dim=1)
         to_visible = paired_distance(hybrid, visible, self.distance)
@@ -77,8 +93,8 @@ class ModalityHarmonizationLoss(nn.Module):
 class ModalityConsistencyLoss(nn.Module):
     r"""Modality consistency loss: the same identity predicted alike in every modality.
 
-    Abstract: it "strengthens identity-related coherence across modalities". [A]
-    (METHODS.md): with :math:`p^y_m` the mean softmax identity prediction of the samples
+    Abstract: it "strengthens identity-related coherence across modalities". [A]: with
+    :math:`p^y_m` the mean softmax identity prediction of the samples
     of identity y in modality m (identity-averaged, so an identity counts once whatever
     its number of samples), the symmetric Kullback-Leibler divergence
 
@@ -88,7 +104,17 @@ class ModalityConsistencyLoss(nn.Module):
     averaged over identities and over the pairs of modalities present: (visible,
     infrared) and, when hybrid samples (code 2) are given, (visible, hybrid) and
     (infrared, hybrid). It is 0 exactly when the predictions agree.
+
+    Args:
+        floor: Probabilities are clamped to at least this before the logarithm [A] (1e-12:
+            a class the network rules out entirely still gives a finite loss).
     """
+
+    def __init__(self, floor: float = 1e-12) -> None:
+        super().__init__()
+        if not 0 < floor < 1:
+            raise ValueError(f"floor must be in (0, 1), got {floor!r}")
+        self.floor = floor
 
     def forward(
         self, logits: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
@@ -98,7 +124,7 @@ class ModalityConsistencyLoss(nn.Module):
         probabilities, _ = modality_centres(
             logits.softmax(dim=1), labels, modalities, num_modalities
         )
-        log_probabilities = probabilities.clamp(min=_PROBABILITY_FLOOR).log()
+        log_probabilities = probabilities.clamp(min=self.floor).log()
         first, second = torch.triu_indices(num_modalities, num_modalities, offset=1)
         difference = probabilities[:, first] - probabilities[:, second]
         log_ratio = log_probabilities[:, first] - log_probabilities[:, second]
@@ -108,12 +134,12 @@ class ModalityConsistencyLoss(nn.Module):
 class BranchDecorrelationLoss(nn.Module):
     r"""Decorrelation of DRM's channel and spatial embeddings: mean absolute cosine.
 
-    [A] (METHODS.md): :math:`L_{dc} = \frac{1}{B}\sum_b |\cos(e^c_b, e^s_b)|` over the
+    [A]: :math:`L_{dc} = \frac{1}{B}\sum_b |\cos(e^c_b, e^s_b)|` over the
     channel- and spatial-branch embeddings of each sample, 0 when they are orthogonal and
     1 when parallel, so the two branches carry different (decoupled) information.
 
     Args:
-        eps: Guards the cosine's denominator.
+        eps: Guards the cosine's denominator [A] (1e-8).
     """
 
     def __init__(self, eps: float = 1e-8) -> None:
