@@ -115,12 +115,67 @@ def test_mam_map_perceives_the_agreement_of_the_two_modalities() -> None:
     assert bool((hybrid <= torch.maximum(visible, infrared) + 1e-6).all())
 
 
+def agreement_pairs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Paired maps, about half of whose values agree (|f_v - f_i| < 0.5), and that target."""
+    generator = torch.Generator().manual_seed(seed)
+    visible = torch.randn(16, 4, 6, 3, generator=generator)
+    agree = torch.rand(16, 4, 6, 3, generator=generator) < 0.5
+    noise = torch.where(agree, 0.1, 2.0) * torch.randn(16, 4, 6, 3, generator=generator)
+    infrared = visible + noise
+    return visible, infrared, ((visible - infrared).abs() < 0.5).float()
+
+
+def trained_agreement_accuracy(mam: ModalityPerceptiveAggregation) -> float:
+    """Fit MAM's map to where the modalities agree; its accuracy on other pairs."""
+    optimizer = torch.optim.Adam(mam.parameters(), lr=0.05)
+    visible, infrared, target = agreement_pairs(0)
+    for _ in range(300):
+        optimizer.zero_grad()
+        consistency = mam.consistency_map(visible, infrared)
+        torch.nn.functional.binary_cross_entropy(consistency, target).backward()
+        optimizer.step()
+    visible, infrared, target = agreement_pairs(1)
+    with torch.no_grad():
+        predicted = mam.consistency_map(visible, infrared) > 0.5
+    return (predicted == target.bool()).float().mean().item()
+
+
+def test_mam_map_responds_to_agreement_between_the_modalities() -> None:
+    # Abstract: MAM explicitly captures cross-modality consistency. The default cues hold
+    # the absolute difference, 0 exactly where the two features agree, so the map can
+    # single out where they agree: fitted to that target it is right almost everywhere
+    # on other pairs. From the features and their product alone (a sign-invariant
+    # co-activation, not agreement) no map can: it stays at the majority rate (61%).
+    torch.manual_seed(0)
+    assert trained_agreement_accuracy(ModalityPerceptiveAggregation(4, mode="pixel")) > 0.95
+    product_only = ModalityPerceptiveAggregation(
+        4, "pixel", cues=("visible", "infrared", "product")
+    )
+    assert trained_agreement_accuracy(product_only) < 0.7
+    # The difference cue alone: the map depends on |f_v - f_i| only, so it is unchanged by
+    # a shift or a sign flip common to both modalities and by swapping them, and it
+    # changes as the infrared departs from the visible.
+    mam = ModalityPerceptiveAggregation(4, mode="both", cues=("difference",))
+    with torch.no_grad():
+        for conv in (mam.channel_conv, mam.pixel_conv):
+            conv.weight.normal_()
+    visible, infrared, _ = agreement_pairs(2)
+    reference = mam.consistency_map(visible, infrared)
+    for a, b in ((visible + 3.0, infrared + 3.0), (-visible, -infrared), (infrared, visible)):
+        torch.testing.assert_close(mam.consistency_map(a, b), reference)
+    assert not torch.allclose(mam.consistency_map(visible, visible + 1.0), reference)
+
+
 def test_mam_rejects_unpaired_maps_and_unknown_modes() -> None:
     mam = ModalityPerceptiveAggregation(4)
     with pytest.raises(ValueError, match=r"\(2, 4, 5, 3\) and \(3, 4, 5, 3\)"):
         mam(torch.randn(2, 4, 5, 3), torch.randn(3, 4, 5, 3))
     with pytest.raises(ValueError, match="'spatial'"):
         ModalityPerceptiveAggregation(4, mode="spatial")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="without repeats"):
+        ModalityPerceptiveAggregation(4, cues=("product", "product"))
+    with pytest.raises(ValueError, match="subset of"):
+        ModalityPerceptiveAggregation(4, cues=("ratio",))  # type: ignore[arg-type]
 
 
 # DRM ------------------------------------------------------------------------------------
@@ -522,9 +577,9 @@ def test_registry_builds_the_reference_network() -> None:
     assert isinstance(net, MHN) and net.backbone.arch == "resnet50"
     assert net.embedding_dim == 3 * 2048
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
-    # MAM after the 64-channel stems, three cues, both maps: 2 x (3*64*64 + 64); SE 2048 ->
+    # MAM after the 64-channel stems, four cues, both maps: 2 x (4*64*64 + 64); SE 2048 ->
     # 128 -> 2048; CBAM 2 -> 1 7x7 conv; three BNNecks (BN weight + bias, 2048 x 395).
-    assert count(net.mam) == 2 * (3 * 64 * 64 + 64)
+    assert count(net.mam) == 2 * (4 * 64 * 64 + 64)
     assert count(net.drm) == (2048 * 128 + 128 + 128 * 2048 + 2048) + 2 * 49
     assert count(net.necks) == 3 * (2 * 2048 + 2048 * 395)
     assert net.backbone.last_stride == 1 and net.backbone.split_stage == 0

@@ -23,8 +23,8 @@ Cue = Literal["visible", "infrared", "product", "difference"]
 CUES: tuple[Cue, ...] = ("visible", "infrared", "product", "difference")
 """MAM's cues: the two features, their product (co-activation) and their absolute
 difference (disagreement: 0 exactly where the two modalities agree)."""
-DEFAULT_CUES: tuple[Cue, ...] = ("visible", "infrared", "product")
-"""The cues MAM reads by default [A]."""
+DEFAULT_CUES: tuple[Cue, ...] = CUES
+"""The cues MAM reads by default [A]: all four."""
 
 
 class ModalityPerceptiveAggregation(nn.Module):
@@ -32,8 +32,8 @@ class ModalityPerceptiveAggregation(nn.Module):
 
     Abstract: MAM "explicitly captures cross-modality consistency" between visible and
     infrared features and adaptively fuses them into a harmonious hybrid modality.
-    [A]: from cues stacked along the channels (:data:`CUES`, by default
-    :math:`z = [f_v, f_i, f_v \odot f_i]`), a consistency map
+    [A]: from cues stacked along the channels (:data:`CUES`, by default all four,
+    :math:`z = [f_v, f_i, f_v \odot f_i, |f_v - f_i|]`), a consistency map
 
     .. math:: A = \sigmaig(W_c * \mathrm{GAP}(z) + W_p * zig), \qquad
         f_h = A \odot f_v + (1 - A) \odot f_i,

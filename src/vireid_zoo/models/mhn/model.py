@@ -77,8 +77,8 @@ class MHN(VIReIDNetwork):
             stems).
         mam_mode: Consistency map ``"channel"``-wise, ``"pixel"``-wise or ``"both"`` [A].
         mam_cues: What MAM's map is computed from, a subset of
-            :data:`~vireid_zoo.models.mhn.blocks.CUES` [A] (the two features and their
-            product).
+            :data:`~vireid_zoo.models.mhn.blocks.CUES` [A] (all four: the two features,
+            their product and their absolute difference).
         mam_zero_init: MAM's convolutions start at zero, so the hybrid starts as the mean of
             the two modalities [A] (True).
         drm_stage: The stage whose output map DRM refines [A] (4: layer4), from
