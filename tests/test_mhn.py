@@ -197,14 +197,27 @@ def test_drm_decouples_channel_and_spatial_refinement() -> None:
 
 
 def test_decorrelation_hand_computed_and_zero_for_orthogonal_branches() -> None:
-    loss = BranchDecorrelationLoss()
+    loss = BranchDecorrelationLoss(eps=1e-8, normalization="none")
     channel = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     spatial = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-2.0, 0.0]])
-    # |cos|: 1/sqrt(2) = 0.70711, 0 (orthogonal), 1 (anti-parallel); mean 0.56904.
+    # Raw |cos|: 1/sqrt(2) = 0.70711, 0 (orthogonal), 1 (anti-parallel); mean 0.56904.
     torch.testing.assert_close(loss(channel, spatial), torch.tensor((1 / math.sqrt(2) + 1) / 3))
     assert loss(channel[1:2], spatial[1:2]) == 0
     with pytest.raises(ValueError, match=r"\(3, 2\) and \(2, 2\)"):
         loss(channel, spatial[:2])
+    # Standardised over the batch (the default): channel (1, 0), (3, 2) -> (-1, -1), (1, 1);
+    # spatial (0, 5), (2, 1) -> (-1, 1), (1, -1): both rows orthogonal, 0, although the raw
+    # second rows are nearly parallel (cos 0.99). A per-dimension rescaling of a branch
+    # (a neck's weights) changes nothing.
+    channel, spatial = (
+        torch.tensor([[1.0, 0.0], [3.0, 2.0]]),
+        torch.tensor([[0.0, 5.0], [2.0, 1.0]]),
+    )
+    assert BranchDecorrelationLoss()(channel, spatial).item() == pytest.approx(0.0, abs=1e-5)
+    random_channel, random_spatial = torch.randn(2, 8, 6)
+    reference = BranchDecorrelationLoss()(random_channel, random_spatial)
+    scaled = BranchDecorrelationLoss()(random_channel * (torch.rand(6) + 0.1), random_spatial)
+    torch.testing.assert_close(scaled, reference, rtol=1e-4, atol=1e-6)
 
 
 def test_decorrelation_gradient_step_decorrelates_the_branches() -> None:
@@ -215,6 +228,39 @@ def test_decorrelation_gradient_step_decorrelates_the_branches() -> None:
     before = loss(channel, spatial)
     before.backward()
     assert loss(channel, spatial.detach() - 5.0 * spatial.grad) < before
+
+
+def branch_redundancy(module: MHNModule, images: torch.Tensor, modality: str) -> float:
+    """Decorrelation of the two DRM branches over images of one modality.
+
+    In training mode, as the loss is computed: BatchNorm normalises with these images'
+    statistics.
+    """
+    net = module.net.train()
+    with torch.no_grad():
+        heads = net._heads(net.backbone.forward_specific(images, modality), ("channel", "spatial"))
+        return module.decorrelation_loss(heads["channel"].pool, heads["spatial"].pool).item()
+
+
+def test_a_step_on_the_decorrelation_makes_each_modality_more_diverse(module: MHNModule) -> None:
+    # Abstract: DRM decouples channel and spatial semantics to enhance intra-modality
+    # diversity. One gradient step on the decorrelation term alone lowers the redundancy of
+    # the two branches (the same statistic) on other images of each modality, and it acts
+    # through the branches and the trunk only: the necks' weights cannot lower it.
+    generator = torch.Generator().manual_seed(5)
+    held_out = {m: torch.randn(12, 3, 32, 16, generator=generator) for m in ("visible", "infrared")}
+    before = {m: branch_redundancy(module, x, m) for m, x in held_out.items()}
+    module.zero_grad(set_to_none=True)
+    module.compute_losses(paired_batch(12))["decorrelation"].backward()
+    assert all(p.grad is None for p in module.net.necks.parameters())
+    gradients = [p.grad for p in module.net.parameters() if p.grad is not None]
+    norm = torch.cat([g.flatten() for g in gradients]).norm()
+    with torch.no_grad():  # a step of length 0.5 in parameter space
+        for parameter in module.net.parameters():
+            if parameter.grad is not None:
+                parameter.sub_(0.5 * parameter.grad / norm)
+    after = {m: branch_redundancy(module, x, m) for m, x in held_out.items()}
+    assert all(after[m] < before[m] for m in held_out), (before, after)
 
 
 # Harmonisation loss ---------------------------------------------------------------------
@@ -488,9 +534,10 @@ def test_every_loss_sends_gradients_where_it_should_and_nowhere_else(module: MHN
         # Consistency: global logits of visible, infrared and hybrid rows -> the global
         # classifier and BNNeck, the trunk and MAM; not the DRM branches or their heads.
         "consistency": TRUNK | {"mam"} | global_neck,
-        # Decorrelation: BNNeck features of the two DRM branches -> both branches and their
-        # BNNecks, and the trunk below; no classifier, nothing of the global head.
-        "decorrelation": TRUNK | {"mam"} | drm | {"necks.channel.bn", "necks.spatial.bn"},
+        # Decorrelation: pooled features of the two DRM branches -> both branches and the
+        # trunk below; no neck (whose weights could lower it without changing the
+        # branches), nothing of the global head.
+        "decorrelation": TRUNK | {"mam"} | drm,
         "id_channel": TRUNK
         | {"mam", "drm.channel", "necks.channel.bn", "necks.channel.classifier"},
         "triplet_spatial": TRUNK | {"mam", "drm.spatial"},

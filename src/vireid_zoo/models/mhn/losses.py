@@ -134,17 +134,34 @@ class ModalityConsistencyLoss(nn.Module):
 class BranchDecorrelationLoss(nn.Module):
     r"""Decorrelation of DRM's channel and spatial embeddings: mean absolute cosine.
 
-    [A]: :math:`L_{dc} = \frac{1}{B}\sum_b |\cos(e^c_b, e^s_b)|` over the
-    channel- and spatial-branch embeddings of each sample, 0 when they are orthogonal and
-    1 when parallel, so the two branches carry different (decoupled) information.
+    [A]: each embedding is first standardised over the batch (``normalization=
+    "standardize"``: per dimension, minus its mean and divided by its standard deviation
+    over the B rows, :func:`~vireid_zoo.losses.normalization.normalize_features`), then
+    :math:`L_{dc} = \frac{1}{B}\sum_b |\cos(z^c_b, z^s_b)|` over the channel- and
+    spatial-branch embeddings of each sample: 0 when the two branches vary independently
+    across the samples (orthogonal), 1 when one is a per-dimension rescaling of the other,
+    so the two branches carry different (decoupled) information.
+
+    Standardising first matters: on features with a trainable per-dimension scale (a
+    BNNeck output), the cosine can be lowered by giving the two branches' necks
+    complementary weights (each branch's embedding then uses other dimensions) without
+    the branches computing anything different; standardised features leave only the
+    branches' own variation to decorrelate. The same value on the images of one modality
+    measures how redundant the two branches are there (the README's intra-modality
+    diversity is one minus it).
 
     Args:
-        eps: Guards the cosine's denominator [A] (1e-8).
+        eps: Floor of the standardisation's variances and of the cosine's denominator [A].
+        normalization: ``"standardize"`` (default), ``"l2"`` or ``"none"`` [A].
     """
 
-    def __init__(self, eps: float = 1e-8) -> None:
+    def __init__(
+        self, eps: float = 1e-5, normalization: FeatureNormalization = "standardize"
+    ) -> None:
         super().__init__()
+        normalize_features(torch.zeros(1, 1), normalization, eps)  # checks both arguments
         self.eps = eps
+        self.normalization: FeatureNormalization = normalization
 
     def forward(self, channel: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
         """Mean |cos| between matching rows of two (B, D) embeddings."""
@@ -153,4 +170,6 @@ class BranchDecorrelationLoss(nn.Module):
                 f"expected two (B, D) embeddings, got {tuple(channel.shape)} and "
                 f"{tuple(spatial.shape)}"
             )
+        channel = normalize_features(channel, self.normalization, self.eps)
+        spatial = normalize_features(spatial, self.normalization, self.eps)
         return F.cosine_similarity(channel, spatial, dim=1, eps=self.eps).abs().mean()

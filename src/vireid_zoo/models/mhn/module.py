@@ -41,8 +41,8 @@ class MHNModule(VIReIDModule):
     (:class:`~vireid_zoo.models.mhn.losses.ModalityConsistencyLoss`) on the global logits
     of visible, infrared and (with ``consistency_include_hybrid``) hybrid rows;
     :math:`L_{dc}` (:class:`~vireid_zoo.models.mhn.losses.BranchDecorrelationLoss`) between
-    the features (``decorrelation_feature``: BNNeck outputs by default, centred over the
-    batch by the BatchNorm) of the two DRM branches, on the identity-loss rows [A].
+    the features (``decorrelation_feature``: pooled by default, standardised over the
+    batch) of the two DRM branches, on the identity-loss rows [A].
 
     Args:
         network: The :class:`MHN` network, or its arguments.
@@ -64,9 +64,13 @@ class MHNModule(VIReIDModule):
         consistency_include_hybrid: :math:`L_{mc}` also compares the hybrid predictions [A].
         consistency_floor: Probabilities are clamped to at least this before
             :math:`L_{mc}`'s logarithm [A] (1e-12).
-        decorrelation_feature: DRM branch features :math:`L_{dc}` sees: ``"bn"`` (BNNeck
-            outputs, [A]) or ``"pool"``.
-        decorrelation_eps: Guards :math:`L_{dc}`'s cosine denominator [A] (1e-8).
+        decorrelation_feature: DRM branch features :math:`L_{dc}` sees: ``"pool"`` (before
+            the necks, [A]) or ``"bn"`` (their BNNeck outputs, whose trainable scales can
+            lower the term without changing the branches).
+        decorrelation_normalization: How :math:`L_{dc}`'s features are made scale-free:
+            ``"standardize"`` (over the batch, per dimension, [A]), ``"l2"`` or ``"none"``.
+        decorrelation_eps: Floor of :math:`L_{dc}`'s variances and cosine denominator [A]
+            (1e-5).
         lambda_mh: Weight of the harmonisation loss [A] (1.0: on L2-normalised features the
             term is about 0.6 at initialisation, see the README).
         lambda_mc: Weight of the consistency loss [A] (0.5).
@@ -93,8 +97,9 @@ class MHNModule(VIReIDModule):
         harmonization_eps: float = 1e-12,
         consistency_include_hybrid: bool = True,
         consistency_floor: float = 1e-12,
-        decorrelation_feature: TestFeature = "bn",
-        decorrelation_eps: float = 1e-8,
+        decorrelation_feature: TestFeature = "pool",
+        decorrelation_normalization: FeatureNormalization = "standardize",
+        decorrelation_eps: float = 1e-5,
         lambda_mh: float = 1.0,
         lambda_mc: float = 0.5,
         lambda_dc: float = 0.1,
@@ -108,7 +113,9 @@ class MHNModule(VIReIDModule):
             harmonization_distance, harmonization_normalization, harmonization_eps
         )
         self.consistency_loss = ModalityConsistencyLoss(consistency_floor)
-        self.decorrelation_loss = BranchDecorrelationLoss(decorrelation_eps)
+        self.decorrelation_loss = BranchDecorrelationLoss(
+            decorrelation_eps, decorrelation_normalization
+        )
         self.harmonization_feature: TestFeature = harmonization_feature
         self.decorrelation_feature: TestFeature = decorrelation_feature
         self.loss_weights = {
