@@ -2,10 +2,13 @@
 
 Liu et al., "Cross-Modality Semantic Consistency Learning for Visible-Infrared Person
 Re-Identification", IEEE TMM 27, 568-580 (2025). The abstract names the three losses and
-what they do; the formulas are the METHODS.md [A] choices.
+what they do; their formulas are assumptions of this zoo ([A]), as is the foreground loss
+that trains the PAMs' mask predictors.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +16,7 @@ from torch import nn
 
 from vireid_zoo.data.parsing import IGNORE_INDEX
 from vireid_zoo.losses.centre import HeteroCenterTripletLoss
+from vireid_zoo.models.cscl.blocks import stage_mask
 
 
 def downsample_labels(labels: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -24,7 +28,7 @@ def downsample_labels(labels: torch.Tensor, size: torch.Size | tuple[int, int]) 
 class ParsingLoss(nn.Module):
     r"""Pixel-wise cross-entropy of SPAM's part logits against the parsing labels.
 
-    METHODS.md [A]: the labels (B, H, W) are down-sampled to the logits' (h, w) grid by
+    [A]: the labels (B, H, W) are down-sampled to the logits' (h, w) grid by
     :func:`downsample_labels`; pixels labelled ``ignore_index`` count for nothing (a batch
     whose pixels are all ignored gives 0, not NaN):
     :math:`L = \frac{1}{|V|}\sum_{x \in V} -\log \mathrm{softmax}(z(x))_{y(x)}`, V the
@@ -56,6 +60,42 @@ class ParsingLoss(nn.Module):
         if not bool(valid.any()):
             return logits.sum() * 0.0
         return F.cross_entropy(logits, target, ignore_index=self.ignore_index)
+
+
+class ForegroundLoss(nn.Module):
+    r"""Binary cross-entropy of the PAMs' foreground logits against the parsed foreground.
+
+    [A]: at each PAM's grid, the target of a cell is the fraction of its pixels that are
+    body parts (not background) among its pixels that are not ``ignore_index``, and the
+    cell weighs by the fraction of such pixels (a cell of ignored pixels only counts for
+    nothing); the loss is the weighted mean over cells, averaged over the PAMs.
+
+    Args:
+        ignore_index: Label of ignored pixels.
+        eps: Floor of the valid fractions it divides by.
+    """
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.eps = eps
+
+    def forward(self, logits: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """Mean loss of foreground logits (B, 1, h_s, w_s), one per PAM, for labels (B, H, W)."""
+        if not logits:
+            raise ValueError("the foreground loss needs the logits of at least one PAM")
+        valid = (labels != self.ignore_index)[:, None].float()
+        foreground = valid * (labels != 0)[:, None].float()
+        losses = []
+        for stage_logits in logits:
+            size = stage_logits.shape[-2:]
+            weight = stage_mask(valid, size)
+            target = stage_mask(foreground, size) / weight.clamp(min=self.eps)
+            summed = F.binary_cross_entropy_with_logits(
+                stage_logits, target.clamp(max=1.0), weight=weight, reduction="sum"
+            )
+            losses.append(summed / weight.sum().clamp(min=self.eps))
+        return torch.stack(losses).mean()
 
 
 class DivisionLoss(nn.Module):

@@ -9,7 +9,12 @@ import torch
 
 from vireid_zoo.losses.triplet import TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
-from vireid_zoo.models.cscl.losses import DivisionLoss, IdentityCenterMiningLoss, ParsingLoss
+from vireid_zoo.models.cscl.losses import (
+    DivisionLoss,
+    ForegroundLoss,
+    IdentityCenterMiningLoss,
+    ParsingLoss,
+)
 from vireid_zoo.models.cscl.model import CSCL
 
 _NO_MAPS_MESSAGE = (
@@ -25,12 +30,15 @@ class CSCLModule(VIReIDModule):
     """Train and evaluate :class:`CSCL` (Liu et al., IEEE TMM 2025).
 
     Loss (the abstract names the parsing, division and ICM losses; the weights and the
-    other terms are METHODS.md [A]):
+    other terms are assumptions of this zoo, [A]):
     ``L_id + part_id_weight * mean_k L_id(part k) + triplet_weight * L_tri
-    + parsing_weight * L_parse + division_weight * L_div + icm_weight * L_icm``, with
-    identity cross-entropy on the BNNeck logits (global and each part), the triplet loss
-    and ICM on the global pooled features of both modalities, the parsing loss on SPAM's
-    logits, and the division loss on the pooled part features. Training batches must
+    + parsing_weight * L_parse + division_weight * L_div + icm_weight * L_icm
+    [+ mask_weight * L_mask]``, with identity cross-entropy on the BNNeck logits (global
+    and each part), the triplet loss and ICM on the global pooled features of both
+    modalities, the parsing loss on SPAM's logits, the division loss on the pooled part
+    features, and with ``pam_mask="predicted"`` the foreground loss
+    (:class:`~vireid_zoo.models.cscl.losses.ForegroundLoss`) on the PAMs' own foreground
+    predictions. Training batches must
     carry ``visible_parsing`` / ``infrared_parsing`` part maps (a datamodule with
     ``parsing_root``); evaluation takes images alone.
 
@@ -44,6 +52,7 @@ class CSCLModule(VIReIDModule):
         division_weight: lambda_d, weight of the division loss.
         icm_weight: lambda_c, weight of the ICM loss.
         icm_margin: Margin of the ICM loss.
+        mask_weight: Weight of the PAMs' foreground loss (``pam_mask="predicted"``) [A].
         **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
             optimiser, schedule, evaluation).
     """
@@ -65,6 +74,7 @@ class CSCLModule(VIReIDModule):
         division_weight: float = 0.1,
         icm_weight: float = 0.5,
         icm_margin: float = 0.3,
+        mask_weight: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(network, **kwargs)
@@ -72,6 +82,8 @@ class CSCLModule(VIReIDModule):
         self.parsing_loss = ParsingLoss()
         self.division_loss = DivisionLoss()
         self.icm_loss = IdentityCenterMiningLoss(icm_margin)
+        self.foreground_loss = ForegroundLoss()
+        self.mask_weight = mask_weight
         self.part_id_weight = part_id_weight
         self.triplet_weight = triplet_weight
         self.parsing_weight = parsing_weight
@@ -105,7 +117,8 @@ class CSCLModule(VIReIDModule):
         """Every loss term of a training batch, their weighted total and the accuracy.
 
         Terms: ``id`` (global), ``id_parts`` (mean over the parts), ``triplet``,
-        ``parsing``, ``division`` and ``centre`` (ICM).
+        ``parsing``, ``division``, ``centre`` (ICM) and, when the PAMs predict their
+        foreground, ``mask``.
 
         Raises:
             ValueError: The batch has no parsing maps (the datamodule lacks parsing_root).
@@ -117,6 +130,7 @@ class CSCLModule(VIReIDModule):
             batch["visible"], batch["infrared"], batch["visible_parsing"], batch["infrared_parsing"]
         )
         labels = torch.cat([batch["visible_pid"], batch["infrared_pid"]])
+        maps = torch.cat([batch["visible_parsing"], batch["infrared_parsing"]])
         size = len(batch["visible_pid"])
         modalities = torch.cat([labels.new_zeros(size), labels.new_ones(size)])
         logits = output.head.require_logits()
@@ -130,10 +144,7 @@ class CSCLModule(VIReIDModule):
             "id": self.identity_loss(logits, labels),
             "id_parts": part_identity,
             "triplet": self.triplet_loss(output.head.pool, labels),
-            "parsing": self.parsing_loss(
-                output.parsing_logits,
-                torch.cat([batch["visible_parsing"], batch["infrared_parsing"]]),
-            ),
+            "parsing": self.parsing_loss(output.parsing_logits, maps),
             "division": self.division_loss(output.parts.pool),
             "centre": self.icm_loss(output.head.pool, labels, modalities),
         }
@@ -145,5 +156,8 @@ class CSCLModule(VIReIDModule):
             + self.division_weight * terms["division"]
             + self.icm_weight * terms["centre"]
         )
+        if output.mask_logits:
+            terms["mask"] = self.foreground_loss(list(output.mask_logits.values()), maps)
+            terms["loss"] = terms["loss"] + self.mask_weight * terms["mask"]
         terms["accuracy"] = (logits.argmax(dim=1) == labels).float().mean()
         return terms
