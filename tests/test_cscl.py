@@ -31,7 +31,7 @@ from vireid_zoo.models.cscl.blocks import foreground_from_labels, foreground_fro
 
 
 def test_division_loss_is_zero_for_orthogonal_and_one_for_identical_parts() -> None:
-    loss = DivisionLoss()
+    loss = DivisionLoss("none", eps=1e-12)  # the cosine of the vectors as given
     orthogonal = torch.eye(4)[None, :3] * torch.tensor([[[2.0], [0.5], [3.0]]])
     assert loss(orthogonal) == 0
     identical = torch.randn(2, 1, 8).expand(2, 4, 8)
@@ -46,7 +46,24 @@ def test_division_loss_hand_computed() -> None:
     # p1 = (1, 0), p2 = (1, 1), p3 = (0, 2): cos12 = 1/sqrt 2, cos13 = 0, cos23 = 2/(2 sqrt 2)
     # = 1/sqrt 2; mean over the 6 off-diagonal entries = 4 / sqrt 2 / 6 = 0.4714.
     parts = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]])
-    torch.testing.assert_close(DivisionLoss()(parts), torch.tensor(4 / math.sqrt(2) / 6))
+    loss = DivisionLoss("none", eps=1e-12)
+    torch.testing.assert_close(loss(parts), torch.tensor(4 / math.sqrt(2) / 6))
+
+
+def test_standardized_division_can_decorrelate_non_negative_parts_that_share_channels() -> None:
+    # Post-ReLU part features are non-negative: as given, two parts that share channels
+    # always have a positive cosine. Standardised over the batch, parts that vary
+    # independently are orthogonal: here sample b's part j is 2 + s_b h_j, with s = +-1 and
+    # h_j the orthogonal rows of a Hadamard matrix, so every part uses every channel.
+    hadamard = torch.tensor([[1.0, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]])
+    parts = 2.0 + torch.tensor([1.0, -1.0])[:, None, None] * hadamard  # (2, 4, 4), all >= 1
+    assert bool((parts > 0).all())
+    assert DivisionLoss()(parts).item() == pytest.approx(0.0, abs=1e-5)
+    assert DivisionLoss("none")(parts).item() > 0.5
+    # Parts that vary alike across the batch are fully redundant, whatever their scales.
+    base = torch.rand(8, 1, 6) + 0.5
+    alike = base * torch.tensor([1.0, 2.0, 0.5])[None, :, None] + 1.0
+    torch.testing.assert_close(DivisionLoss()(alike), torch.tensor(1.0), rtol=1e-4, atol=1e-4)
 
 
 # ICM loss --------------------------------------------------------------------------------
@@ -427,6 +444,30 @@ def test_gradient_routing(module: CSCLModule) -> None:
     assert net.spam.classifier.weight.grad.abs().sum() > 0, "part ID trains the part pooling"
     assert net.part_necks[3].classifier.weight.grad.abs().sum() > 0
     assert net.neck.classifier.weight.grad is None
+
+
+@pytest.mark.parametrize("target", ["features", "maps"])
+def test_a_step_on_the_division_loss_lowers_it_on_the_model_parts(target: str) -> None:
+    # On the real part features (or maps) of the network: one gradient step on the
+    # division term alone lowers it; for features it starts far from 1 and the step
+    # reaches SPAM and the trunk.
+    torch.manual_seed(0)
+    normalization = "standardize" if target == "features" else "none"
+    module = CSCLModule(
+        CSCL(6, arch="resnet18"), division_target=target, division_normalization=normalization
+    )
+    batch = training_batch()
+    before = module.compute_losses(batch)["division"]
+    before.backward()
+    gradients = [p.grad for p in module.net.parameters() if p.grad is not None]
+    norm = torch.cat([g.flatten() for g in gradients]).norm()
+    assert module.net.spam.classifier.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for parameter in module.net.parameters():
+            if parameter.grad is not None:
+                parameter.sub_(0.5 * parameter.grad / norm)
+    after = module.compute_losses(batch)["division"]
+    assert after < before, (before, after)
 
 
 def test_registered_demo_recipe_arguments_are_accepted() -> None:

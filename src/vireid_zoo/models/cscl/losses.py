@@ -16,6 +16,7 @@ from torch import nn
 
 from vireid_zoo.data.parsing import IGNORE_INDEX
 from vireid_zoo.losses.centre import HeteroCenterTripletLoss
+from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
 from vireid_zoo.models.cscl.blocks import stage_mask
 
 
@@ -99,18 +100,43 @@ class ForegroundLoss(nn.Module):
 
 
 class DivisionLoss(nn.Module):
-    r"""Mean absolute cosine similarity between the different part features of a sample.
+    r"""Mean absolute cosine similarity between the different parts of a sample.
 
-    METHODS.md [A]: :math:`L = \frac{1}{B K (K - 1)} \sum_b \sum_{j \ne k}
-    |\cos(p^b_j, p^b_k)|`: 0 when the parts are pairwise orthogonal, 1 (its maximum) when
-    they are all parallel.
+    [A]: each part's vectors are first normalised over the batch (``normalization=
+    "standardize"``: per part and dimension, minus the mean and divided by the standard
+    deviation over the B samples, :func:`~vireid_zoo.losses.normalization.normalize_features`),
+    then :math:`L = \frac{1}{B K (K - 1)} \sum_b \sum_{j \ne k} |\cos(z^b_j, z^b_k)|`: 0 when
+    the parts vary independently of each other across the samples, 1 when they vary alike.
+
+    Why standardise: pooled part features come after a ReLU, so they are non-negative and
+    the cosine of two of them is 0 only when they use disjoint channels (it is about 0.98
+    at initialisation); standardised, parts can be decorrelated while sharing channels.
+    ``normalization="none"`` compares the vectors as given, which suits non-negative part
+    maps (the module's ``division_target="maps"``): their cosine is 0 exactly when the parts
+    cover disjoint positions.
+
+    Args:
+        normalization: ``"standardize"`` (default), ``"l2"`` or ``"none"``.
+        eps: Floor of the standardisation's variances and of the cosine's norms.
     """
 
+    def __init__(
+        self, normalization: FeatureNormalization = "standardize", eps: float = 1e-5
+    ) -> None:
+        super().__init__()
+        normalize_features(torch.zeros(1, 1), normalization, eps)  # checks both arguments
+        self.normalization: FeatureNormalization = normalization
+        self.eps = eps
+
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
-        """Mean loss of part features (B, K, D), K >= 2."""
+        """Mean loss of parts (B, K, D), K >= 2 (features, or flattened part maps)."""
         if parts.dim() != 3 or parts.shape[1] < 2:
             raise ValueError(f"expected part features (B, K >= 2, D), got {tuple(parts.shape)}")
-        unit = F.normalize(parts, dim=2)
+        normalised = torch.stack(
+            [normalize_features(part, self.normalization, self.eps) for part in parts.unbind(1)],
+            dim=1,
+        )
+        unit = F.normalize(normalised, dim=2, eps=self.eps)
         cosine = unit @ unit.transpose(1, 2)
         off_diagonal = ~torch.eye(parts.shape[1], dtype=torch.bool, device=parts.device)
         return cosine.abs()[:, off_diagonal].mean()

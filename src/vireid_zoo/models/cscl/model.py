@@ -43,6 +43,7 @@ class CSCLOutput:
         parts: SPAM's part features before their BNNecks (B, K, C), after them (B, K, C)
             and the identity logits of each part (B, K, N).
         parsing_logits: SPAM's part logits (B, K + 1, h, w).
+        part_weights: SPAM's pooling weights (B, K, h, w), each part's summing to one.
         mask_logits: With ``pam_mask="predicted"``, each PAM's foreground logits
             (B, 1, h_s, w_s), by stage; empty otherwise.
     """
@@ -50,6 +51,7 @@ class CSCLOutput:
     head: HeadOutput
     parts: HeadOutput
     parsing_logits: torch.Tensor
+    part_weights: torch.Tensor
     mask_logits: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
@@ -218,6 +220,7 @@ class CSCL(VIReIDNetwork):
     def _head(self, feature_map: torch.Tensor) -> CSCLOutput:
         head = self.neck(self.pool(feature_map))
         parsing_logits, part_pool = self.spam(feature_map)
+        part_weights = self.spam.pooling_weights(parsing_logits)
         part_outputs = [neck(part_pool[:, k]) for k, neck in enumerate(self.part_necks)]
         part_logits = None
         if head.logits is not None:
@@ -227,7 +230,7 @@ class CSCL(VIReIDNetwork):
             bn=torch.stack([part.bn for part in part_outputs], dim=1),
             logits=part_logits,
         )
-        return CSCLOutput(head=head, parts=parts, parsing_logits=parsing_logits)
+        return CSCLOutput(head, parts, parsing_logits, part_weights)
 
     def forward_pair(
         self,

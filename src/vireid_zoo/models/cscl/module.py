@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
+from vireid_zoo.core.choices import check_choice
+from vireid_zoo.losses.normalization import FeatureNormalization
 from vireid_zoo.losses.triplet import TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.cscl.losses import (
@@ -24,6 +26,7 @@ _NO_MAPS_MESSAGE = (
 )
 
 PARSING_KEYS = ("visible_parsing", "infrared_parsing")
+DivisionTarget = Literal["features", "maps"]
 
 
 class CSCLModule(VIReIDModule):
@@ -36,11 +39,11 @@ class CSCLModule(VIReIDModule):
     [+ mask_weight * L_mask]``, with identity cross-entropy on the BNNeck logits (global
     and each part), the triplet loss and ICM on the global pooled features of both
     modalities, the parsing loss on SPAM's logits, the division loss on the pooled part
-    features, and with ``pam_mask="predicted"`` the foreground loss
+    features standardised over the batch (or on the part maps), and with
+    ``pam_mask="predicted"`` the foreground loss
     (:class:`~vireid_zoo.models.cscl.losses.ForegroundLoss`) on the PAMs' own foreground
-    predictions. Training batches must
-    carry ``visible_parsing`` / ``infrared_parsing`` part maps (a datamodule with
-    ``parsing_root``); evaluation takes images alone.
+    predictions. Training batches must carry ``visible_parsing`` / ``infrared_parsing``
+    part maps (a datamodule with ``parsing_root``); evaluation takes images alone.
 
     Args:
         network: The :class:`CSCL` network, or its arguments.
@@ -50,6 +53,11 @@ class CSCLModule(VIReIDModule):
         triplet_weight: Weight of the triplet loss.
         parsing_weight: lambda_p, weight of the parsing loss.
         division_weight: lambda_d, weight of the division loss.
+        division_target: What the division loss decorrelates: ``"features"`` (the pooled
+            part features, [A]) or ``"maps"`` (SPAM's pooling maps: their overlap).
+        division_normalization: How those are normalised over the batch first:
+            ``"standardize"`` ([A], for features), ``"l2"`` or ``"none"`` (raw; the
+            natural choice for the non-negative maps).
         icm_weight: lambda_c, weight of the ICM loss.
         icm_margin: Margin of the ICM loss.
         mask_weight: Weight of the PAMs' foreground loss (``pam_mask="predicted"``) [A].
@@ -72,6 +80,8 @@ class CSCLModule(VIReIDModule):
         triplet_weight: float = 1.0,
         parsing_weight: float = 1.0,
         division_weight: float = 0.1,
+        division_target: DivisionTarget = "features",
+        division_normalization: FeatureNormalization = "standardize",
         icm_weight: float = 0.5,
         icm_margin: float = 0.3,
         mask_weight: float = 1.0,
@@ -80,7 +90,9 @@ class CSCLModule(VIReIDModule):
         super().__init__(network, **kwargs)
         self.triplet_loss = make_triplet_loss(triplet, triplet_margin)
         self.parsing_loss = ParsingLoss()
-        self.division_loss = DivisionLoss()
+        check_choice("division_target", division_target, DivisionTarget)
+        self.division_loss = DivisionLoss(division_normalization)
+        self.division_target: DivisionTarget = division_target
         self.icm_loss = IdentityCenterMiningLoss(icm_margin)
         self.foreground_loss = ForegroundLoss()
         self.mask_weight = mask_weight
@@ -145,7 +157,11 @@ class CSCLModule(VIReIDModule):
             "id_parts": part_identity,
             "triplet": self.triplet_loss(output.head.pool, labels),
             "parsing": self.parsing_loss(output.parsing_logits, maps),
-            "division": self.division_loss(output.parts.pool),
+            "division": self.division_loss(
+                output.parts.pool
+                if self.division_target == "features"
+                else output.part_weights.flatten(2)
+            ),
             "centre": self.icm_loss(output.head.pool, labels, modalities),
         }
         terms["loss"] = (
