@@ -113,6 +113,63 @@ def test_icm_loss_respects_its_margin() -> None:
         IdentityCenterMiningLoss()(features[[0, 4]], labels[[0, 4]], modalities[[0, 4]])
 
 
+def test_icm_pull_hand_computed() -> None:
+    # Centres: identity 0 visible 0, infrared 1; identity 1 visible 3, infrared 2.5:
+    # distances 1 and 0.5, mean 0.75; squared 1 and 0.25, mean 0.625.
+    features = torch.tensor([[0.0], [3.0], [1.0], [2.5]])
+    labels, modalities = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 1, 1])
+    pull = IdentityCenterMiningLoss(form="pull")
+    assert pull(features, labels, modalities).item() == pytest.approx(0.75, abs=1e-5)
+    squared = IdentityCenterMiningLoss(form="pull", distance="squared_euclidean")
+    assert squared(features, labels, modalities).item() == pytest.approx(0.625, abs=1e-5)
+    one = IdentityCenterMiningLoss(form="pull")(
+        features[[0, 2]], labels[[0, 2]], modalities[[0, 2]]
+    )
+    assert one.item() == pytest.approx(1.0, abs=1e-5), "one identity is enough to pull"
+    with pytest.raises(ValueError, match="ICM form"):
+        IdentityCenterMiningLoss(form="push")  # type: ignore[arg-type]
+
+
+def centre_distances(features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor):  # noqa: ANN201
+    """Each identity's visible-infrared centre distance (P,)."""
+    visible = torch.stack(
+        [features[(labels == y) & (modalities == 0)].mean(0) for y in labels.unique()]
+    )
+    infrared = torch.stack(
+        [features[(labels == y) & (modalities == 1)].mean(0) for y in labels.unique()]
+    )
+    return (visible - infrared).norm(dim=1)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean"])
+def test_a_step_on_icm_pull_brings_every_identity_s_centres_closer_from_any_start(
+    distance: str,
+) -> None:
+    # Abstract: ICM reduces the distance between the modality centres within each
+    # identity. From random starts of every scale, including well-separated identities
+    # that satisfy the hinge's margin (where the hinge no longer pulls), one gradient step
+    # on the pull shortens every identity's centre distance.
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(3).repeat(2)
+    modalities = torch.arange(2).repeat_interleave(12)
+    pull = IdentityCenterMiningLoss(form="pull", distance=distance)  # type: ignore[arg-type]
+    hinge = IdentityCenterMiningLoss(margin=0.3)
+    satisfied = 0
+    for trial in range(20):
+        scale = 10.0 ** (trial % 4 - 1)  # 0.1 .. 100
+        features = scale * torch.randn(24, 8, generator=generator)
+        features += 20 * scale * labels[:, None].float()  # identities far apart
+        before = centre_distances(features, labels, modalities)
+        if hinge(features, labels, modalities).item() == 0:
+            satisfied += 1
+        start = features.clone().requires_grad_()
+        (gradient,) = torch.autograd.grad(pull(start, labels, modalities), start)
+        step = 1e-3 * scale if distance == "euclidean" else 1e-3
+        after = centre_distances(features - step * gradient, labels, modalities)
+        assert bool((after < before).all()), (trial, before, after)
+    assert satisfied >= 10, "the starts include ones where the hinge is met and stops pulling"
+
+
 # Parsing loss ----------------------------------------------------------------------------
 
 

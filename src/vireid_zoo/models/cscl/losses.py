@@ -9,15 +9,21 @@ that trains the PAMs' mask predictors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vireid_zoo.core.choices import check_choice
 from vireid_zoo.data.parsing import IGNORE_INDEX
-from vireid_zoo.losses.centre import HeteroCenterTripletLoss
+from vireid_zoo.losses.centre import modality_centres
+from vireid_zoo.losses.distance import pairwise_euclidean
 from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
 from vireid_zoo.models.cscl.blocks import stage_mask
+
+CentreForm = Literal["pull", "hinge"]
+CentreDistance = Literal["euclidean", "squared_euclidean"]
 
 
 def downsample_labels(labels: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -142,23 +148,69 @@ class DivisionLoss(nn.Module):
         return cosine.abs()[:, off_diagonal].mean()
 
 
-class IdentityCenterMiningLoss(HeteroCenterTripletLoss):
-    r"""ICM: pull each identity's visible and infrared centres together, past a margin.
+class IdentityCenterMiningLoss(nn.Module):
+    r"""ICM: reduce the distance between the visible and infrared centres of each identity.
 
-    METHODS.md [A]: with :math:`c^y_v, c^y_i` the visible and infrared centres of identity
-    y among the P identities of the batch and :math:`d` the Euclidean distance,
+    Abstract: the Identity-aware Center Mining loss "reduces the distance between the
+    modality centres within each identity". [A]: with :math:`c^y_v, c^y_i` the visible
+    and infrared centres of identity y among the P identities of the batch and :math:`d`
+    the Euclidean distance (``distance="squared_euclidean"``: its square),
 
-    .. math:: L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y} d(c^y_v, c^{y'}_i)
-        + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y} d(c^y_i, c^{y'}_v) + m\big]_+ ,
+    - ``form="pull"``: :math:`L = \frac{1}{P}\sum_y d(c^y_v, c^y_i)`, which pulls every
+      identity's centres together whatever the other identities do: a gradient step on it
+      alone shortens every identity's centre distance;
+    - ``form="hinge"``: the hetero-centre triplet loss with cross-modality negatives,
 
-    i.e. the cross-modality distance of an identity's centres must be smaller, by the
-    margin m, than the distance to the nearest other identity's centre of the other
-    modality, in both directions: the hetero-centre triplet loss with cross-modality
-    negatives only.
+      .. math:: L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
+          d(c^y_v, c^{y'}_i) + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
+          d(c^y_i, c^{y'}_v) + m\big]_+ ,
+
+      which asks an identity's cross-modality centre distance to be smaller, by the margin
+      m, than the distance to the nearest other identity's centre of the other modality,
+      and stops pulling once it is.
 
     Args:
-        margin: m (0.3).
+        margin: m (``"hinge"`` only), >= 0.
+        form: ``"pull"`` or ``"hinge"``.
+        distance: ``"euclidean"`` or ``"squared_euclidean"``.
     """
 
-    def __init__(self, margin: float = 0.3) -> None:
-        super().__init__(margin, negatives="cross_modality")
+    def __init__(
+        self,
+        margin: float = 0.3,
+        form: CentreForm = "hinge",
+        distance: CentreDistance = "euclidean",
+    ) -> None:
+        super().__init__()
+        check_choice("ICM form", form, CentreForm)
+        check_choice("ICM distance", distance, CentreDistance)
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin!r}")
+        self.margin = margin
+        self.form: CentreForm = form
+        self.distance: CentreDistance = distance
+
+    def forward(
+        self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean loss; ``modalities`` is 0 for visible and 1 for infrared samples.
+
+        Raises:
+            ValueError: If an identity lacks a modality, or (``"hinge"``) the batch has a
+                single identity.
+        """
+        centres, identities = modality_centres(features, labels, modalities)
+        dist = pairwise_euclidean(centres[:, 0], centres[:, 1])  # (visible y, infrared y')
+        if self.distance == "squared_euclidean":
+            dist = dist.pow(2)
+        positive = dist.diagonal()
+        if self.form == "pull":
+            return positive.mean()
+        if identities.numel() < 2:
+            raise ValueError(f"{type(self).__name__} needs at least two identities in the batch")
+        others = dist.masked_fill(
+            torch.eye(len(dist), dtype=torch.bool, device=dist.device), float("inf")
+        )
+        visible_anchor = F.relu(self.margin + positive - others.amin(dim=1))
+        infrared_anchor = F.relu(self.margin + positive - others.amin(dim=0))
+        return 0.5 * (visible_anchor.mean() + infrared_anchor.mean())

@@ -7,11 +7,14 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
+from vireid_zoo.blocks.neck import TestFeature
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.losses.normalization import FeatureNormalization
 from vireid_zoo.losses.triplet import TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.cscl.losses import (
+    CentreDistance,
+    CentreForm,
     DivisionLoss,
     ForegroundLoss,
     IdentityCenterMiningLoss,
@@ -59,7 +62,13 @@ class CSCLModule(VIReIDModule):
             ``"standardize"`` ([A], for features), ``"l2"`` or ``"none"`` (raw; the
             natural choice for the non-negative maps).
         icm_weight: lambda_c, weight of the ICM loss.
-        icm_margin: Margin of the ICM loss.
+        icm_margin: Margin of the ICM loss (``icm_form="hinge"``).
+        icm_form: ``"hinge"`` (hetero-centre triplet with cross-modality negatives, [A]) or
+            ``"pull"`` (every identity's centre distance, unconditionally); see
+            :class:`~vireid_zoo.models.cscl.losses.IdentityCenterMiningLoss`.
+        icm_distance: ``"euclidean"`` ([A]) or ``"squared_euclidean"`` between centres.
+        icm_feature: Global feature whose centres ICM compares: ``"pool"`` (before the
+            BNNeck, [A]) or ``"bn"``.
         mask_weight: Weight of the PAMs' foreground loss (``pam_mask="predicted"``) [A].
         **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
             optimiser, schedule, evaluation).
@@ -84,6 +93,9 @@ class CSCLModule(VIReIDModule):
         division_normalization: FeatureNormalization = "standardize",
         icm_weight: float = 0.5,
         icm_margin: float = 0.3,
+        icm_form: CentreForm = "hinge",
+        icm_distance: CentreDistance = "euclidean",
+        icm_feature: TestFeature = "pool",
         mask_weight: float = 1.0,
         **kwargs: Any,
     ) -> None:
@@ -93,7 +105,9 @@ class CSCLModule(VIReIDModule):
         check_choice("division_target", division_target, DivisionTarget)
         self.division_loss = DivisionLoss(division_normalization)
         self.division_target: DivisionTarget = division_target
-        self.icm_loss = IdentityCenterMiningLoss(icm_margin)
+        check_choice("icm_feature", icm_feature, TestFeature)
+        self.icm_loss = IdentityCenterMiningLoss(icm_margin, icm_form, icm_distance)
+        self.icm_feature: TestFeature = icm_feature
         self.foreground_loss = ForegroundLoss()
         self.mask_weight = mask_weight
         self.part_id_weight = part_id_weight
@@ -162,7 +176,7 @@ class CSCLModule(VIReIDModule):
                 if self.division_target == "features"
                 else output.part_weights.flatten(2)
             ),
-            "centre": self.icm_loss(output.head.pool, labels, modalities),
+            "centre": self.icm_loss(output.head.feature(self.icm_feature), labels, modalities),
         }
         terms["loss"] = (
             terms["id"]
