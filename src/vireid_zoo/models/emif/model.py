@@ -5,7 +5,7 @@ modality-invariant features for visible-infrared person re-identification", Int.
 Machine Learning and Cybernetics 16(1), 55-73 (2025). The abstract binds an independent
 "intra-modality enhancing" branch per modality next to the modality-shared embedding; the
 placement of the branches (three copies of ``layer4`` on a trunk shared up to ``layer3``)
-is an assumption of this zoo (``reference/METHODS.md``, EMIF, [A]).
+is an assumption of this zoo ([A]), set by ``head_stage``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class EMIFTrunk(TwoStreamResNet):
         split_stage: Last modality-specific stage of the stems (0: the stems only).
         last_stride: Stride of ``layer4``'s first block (applied to all three heads).
         head_stage: First stage of the three heads, ``split_stage + 1`` to 4 (4: a trunk
-            shared up to ``layer3`` and three ``layer4`` heads, METHODS.md [A]).
+            shared up to ``layer3`` and three ``layer4`` heads, [A]).
     """
 
     def __init__(

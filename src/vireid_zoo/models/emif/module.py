@@ -60,7 +60,9 @@ class EMIFModule(VIReIDModule):
         gaussian_variance: Per-identity variances (``"identity"``) or the modality's
             batch-level variance for every identity (``"batch"``) ([A] identity).
         gaussian_feature: Shared-head embedding the loss sees: ``"bn"`` (the BNNeck output,
-            the test feature) or ``"pool"`` (before the neck) ([A] bn).
+            the test feature) or ``"pool"`` (before the neck) ([A] bn). Standardised, the
+            two give the same term in training (the BNNeck standardises the same rows),
+            up to the BatchNorm's eps.
         gaussian_eps: Added to every variance, of the standardisation and of diagonal
             Gaussians ([A] 1e-5).
         gaussian_unbiased: Bessel-corrected variances ([A] True).
