@@ -10,7 +10,7 @@ import yaml
 
 from vireid_zoo.cli import main
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "vireid_zoo" / "configs"
 
 
 def model_arguments(model_class: str, settings: dict[str, object]) -> dict[str, object]:

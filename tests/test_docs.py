@@ -111,7 +111,7 @@ def test_links_are_rewritten_for_the_site(hooks: ModuleType) -> None:
         [
             "See [datasets](docs/datasets.md#sysu-mm01),",
             "[AGW](src/vireid_zoo/models/agw/README.md),",
-            "[changes](CHANGELOG.md), [a config](configs/agw/sysu_mm01.yaml),",
+            "[changes](CHANGELOG.md), [a config](src/vireid_zoo/configs/agw/sysu_mm01.yaml),",
             "[web](https://x.y/z),",
             "[top](#set-up), `[code](not/a/link.md)` and [gone](no/such/file.md).",
             "```",
@@ -122,7 +122,7 @@ def test_links_are_rewritten_for_the_site(hooks: ModuleType) -> None:
     text, missing = hooks.rewrite_links(readme, "README.md", "index.md", pages)
     assert "[datasets](datasets.md#sysu-mm01)" in text
     assert "[AGW](models/agw.md)" in text and "[changes](changelog.md)" in text
-    blob = f"{hooks.DEFAULT_REPO_URL}/blob/main/configs/agw/sysu_mm01.yaml"
+    blob = f"{hooks.DEFAULT_REPO_URL}/blob/main/src/vireid_zoo/configs/agw/sysu_mm01.yaml"
     assert f"[a config]({blob})" in text
     assert "[web](https://x.y/z)" in text and "[top](#set-up)" in text
     assert "`[code](not/a/link.md)`" in text and "[fenced](docs/datasets.md)" in text

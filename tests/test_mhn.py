@@ -32,7 +32,7 @@ from vireid_zoo.models.mhn import (
     ModalityPerceptiveAggregation,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "mhn"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "vireid_zoo" / "configs" / "mhn"
 TRUNK = {"backbone.visible_stages", "backbone.infrared_stages", "backbone.shared_stages"}
 
 
