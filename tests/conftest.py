@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub_server import FakeHub
+from helpers.hub_server import FakeHub
 from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

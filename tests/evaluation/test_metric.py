@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent / "distributed"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "helpers" / "distributed"))
 
 from metric_case import build_case, results_as_json  # noqa: E402
 
@@ -22,7 +22,7 @@ from vireid_zoo.evaluation import (  # noqa: E402
     k_reciprocal_rerank,
 )
 
-WORKER = Path(__file__).parent / "distributed" / "metric_worker.py"
+WORKER = Path(__file__).parents[1] / "helpers" / "distributed" / "metric_worker.py"
 
 
 def labels_of(suite, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

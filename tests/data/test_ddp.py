@@ -16,7 +16,7 @@ import pytest
 
 from vireid_zoo.data.synthetic import make_sysu_mm01
 
-SCRIPT = Path(__file__).parent / "distributed" / "lightning_ddp.py"
+SCRIPT = Path(__file__).parents[1] / "helpers" / "distributed" / "lightning_ddp.py"
 P, K = 3, 2
 
 

@@ -11,7 +11,7 @@ import yaml
 from torch.distributions import Normal, kl_divergence
 
 import vireid_zoo as vz
-from test_cli import CONFIGS, write_config
+from helpers.configs import CONFIGS, write_config
 from vireid_zoo.blocks import GeneralizedMeanPooling, HeadOutput
 from vireid_zoo.cli import main
 from vireid_zoo.models import EMIF, EMIFModule

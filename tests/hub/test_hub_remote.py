@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 import vireid_zoo as vz
-from hub_server import FakeHub
+from helpers.hub_server import FakeHub
 from vireid_zoo.core.contract import PretrainedConfig
 
 # Runs in a fresh interpreter: loads argv[1] (a create_model name) and prints embeddings.

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_dataset
-from standard_protocol import read_ids, standard_listing
+from helpers.standard_protocol import read_ids, standard_listing
 from vireid_zoo.data import LLCM, DatasetCountWarning, DatasetFormatError, DatasetNotFoundError
 from vireid_zoo.data.llcm import camera_from_relative_path
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import vireid_zoo as vz
-from test_cli import write_config
+from helpers.configs import write_config
 from vireid_zoo.cli import main
 from vireid_zoo.core.contract import PretrainedConfig
 from vireid_zoo.core.weights import WeightsMismatchError

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_cli import write_config
+from helpers.configs import write_config
 
 
 def run_cli(*args: str) -> None:

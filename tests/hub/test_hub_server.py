@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 )
 from safetensors.torch import load_file, save_file
 
-from hub_server import FAKE_TOKEN, GITATTRIBUTES, FakeHub
+from helpers.hub_server import FAKE_TOKEN, GITATTRIBUTES, FakeHub
 
 REPO_ID = "user/tiny-net"
 

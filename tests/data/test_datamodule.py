@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_manifest import write_manifest
+from helpers.manifests import write_manifest
 from vireid_zoo.data import (
     LLCM,
     SYSUMM01,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import vireid_zoo as vz
-from test_cli import write_config
+from helpers.configs import write_config
 from vireid_zoo.cli import main
 from vireid_zoo.core.contract import PretrainedConfig
 from vireid_zoo.core.weights import WeightsMismatchError

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 import vireid_zoo as vz
-from test_cli import write_config
+from helpers.configs import write_config
 from vireid_zoo.cli import main
 from vireid_zoo.models import MHN, MHNModule
 from vireid_zoo.models.mhn import (
@@ -32,7 +32,7 @@ from vireid_zoo.models.mhn import (
     ModalityPerceptiveAggregation,
 )
 
-CONFIGS = Path(__file__).resolve().parents[1] / "src" / "vireid_zoo" / "configs" / "mhn"
+CONFIGS = Path(__file__).resolve().parents[2] / "src" / "vireid_zoo" / "configs" / "mhn"
 TRUNK = {"backbone.visible_stages", "backbone.infrared_stages", "backbone.shared_stages"}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from reference_eval import reference_evaluate
+from helpers.reference_eval import reference_evaluate
 from vireid_zoo.evaluation.functional import (
     PROTOCOLS,
     RetrievalResult,

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import yaml
 
 import vireid_zoo as vz
-from test_cli import CONFIGS, write_config
+from helpers.configs import CONFIGS, write_config
 from vireid_zoo.cli import main
 from vireid_zoo.data.parsing import IGNORE_INDEX
 from vireid_zoo.data.synthetic import make_sysu_mm01

@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 
 from conftest import copy_dataset
-from standard_protocol import read_ids, standard_listing
+from helpers.standard_protocol import read_ids, standard_listing
 from vireid_zoo.data import SYSUMM01, DatasetCountWarning, DatasetFormatError, DatasetNotFoundError
 
 VISIBLE = ["cam1", "cam2", "cam4", "cam5"]
