@@ -59,6 +59,23 @@ def llcm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture(scope="session")
+def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synthetic SYSU-MM01 with its ground-truth part maps (root, parsing root)."""
+    base = tmp_path_factory.mktemp("parsed")
+    root = make_sysu_mm01(
+        base / "SYSU-MM01",
+        num_train_ids=6,
+        num_val_ids=2,
+        num_test_ids=4,
+        images_per_camera=2,
+        image_size=(32, 16),
+        seed=2,
+        parsing_root=base / "parsing",
+    )
+    return root, base / "parsing"
+
+
 def copy_dataset(root: Path, destination: Path) -> Path:
     """Copy a session dataset so a test can damage it."""
     return Path(shutil.copytree(root, destination / root.name))

@@ -94,7 +94,7 @@ def test_push_then_load_online_then_offline(hub: FakeHub, tmp_path: Path) -> Non
 
 def test_revision_pinning_and_registered_pretrained_names(hub: FakeHub, tmp_path: Path) -> None:
     first = push(hub, tmp_path, "org/agw-pinned", seed=0, map_value=0.4)
-    first_commit = hub.repos["org/agw-pinned"].head.oid
+    first_commit = hub.repos["org/agw-pinned"].head
     push(hub, tmp_path, "org/agw-pinned", seed=1, map_value=0.6)
     images = torch.randn(2, 3, 64, 32)
     torch.save(images, tmp_path / "images.pt")

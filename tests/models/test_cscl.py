@@ -14,7 +14,6 @@ import vireid_zoo as vz
 from helpers.configs import CONFIGS, write_config
 from vireid_zoo.cli import main
 from vireid_zoo.data.parsing import IGNORE_INDEX
-from vireid_zoo.data.synthetic import make_sysu_mm01
 from vireid_zoo.models import CSCL, CSCLModule
 from vireid_zoo.models.cscl import (
     DivisionLoss,
@@ -325,22 +324,6 @@ def test_registered_demo_recipe_arguments_are_accepted() -> None:
 # Through the CLI -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("cscl")
-    root = make_sysu_mm01(
-        base / "SYSU-MM01",
-        num_train_ids=6,
-        num_val_ids=2,
-        num_test_ids=4,
-        images_per_camera=2,
-        image_size=(32, 16),
-        seed=2,
-        parsing_root=base / "parsing",
-    )
-    return root, base / "parsing"
-
-
 def cscl_config(tmp_path: Path, root: Path, parsing: Path) -> Path:
     """A CLI config that trains CSCL on ``root`` with the part maps under ``parsing``."""
     return write_config(
@@ -349,21 +332,6 @@ def cscl_config(tmp_path: Path, root: Path, parsing: Path) -> Path:
         model_class="vireid_zoo.models.CSCLModule",
         data={"parsing_root": str(parsing)},
     )
-
-
-def test_fit_then_test_through_the_cli(
-    parsed_sysu: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = cscl_config(tmp_path, *parsed_sysu)
-    assert main(["fit", "--config", str(config)]) == 0
-    checkpoint = next((tmp_path / "run").rglob("*.ckpt"))
-    hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
-    network = hparams["network"]["init_args"]
-    assert network["num_classes"] == 8 and network["num_parts"] == 4
-    # Test without maps: inference takes images alone.
-    test = ["test", "--config", str(config), "--data.init_args.parsing_root", "null"]
-    assert main([*test, "--ckpt_path", str(checkpoint)]) == 0
-    assert "sysu_mm01/all (sysu_mm01 protocol)" in capsys.readouterr().out
 
 
 def test_fit_without_maps_names_parsing_root(

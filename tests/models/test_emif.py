@@ -11,7 +11,7 @@ import yaml
 from torch.distributions import Normal, kl_divergence
 
 import vireid_zoo as vz
-from helpers.configs import CONFIGS, write_config
+from helpers.configs import CONFIGS
 from vireid_zoo.blocks import GeneralizedMeanPooling, HeadOutput
 from vireid_zoo.cli import main
 from vireid_zoo.models import EMIF, EMIFModule
@@ -489,19 +489,6 @@ def test_the_heads_are_in_the_backbone_group_and_classifiers_may_change(
 
 
 # CLI -----------------------------------------------------------------------------------------
-
-
-def test_cli_fit_then_test(sysu_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    config = write_config(
-        tmp_path, sysu_root, model_class="vireid_zoo.models.EMIFModule", gaussian_eps=1e-4
-    )
-    assert main(["fit", "--config", str(config)]) == 0
-    (checkpoint,) = (tmp_path / "run").rglob("*.ckpt")
-    hparams = torch.load(checkpoint, weights_only=True)["hyper_parameters"]
-    assert hparams["network"]["init_args"]["num_classes"] == 13
-    assert hparams["gaussian_eps"] == 1e-4
-    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
-    assert "test/sysu_mm01/all/mAP" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("dataset", ["sysu_mm01", "regdb", "llcm"])

@@ -21,7 +21,6 @@ import torch
 import yaml
 
 import vireid_zoo as vz
-from helpers.configs import write_config
 from vireid_zoo.cli import main
 from vireid_zoo.models import MHN, MHNModule
 from vireid_zoo.models.mhn import (
@@ -503,31 +502,3 @@ def test_configs_list_every_mhn_argument_at_its_default(
     assert exit_code.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)["model"]
     assert printed["class_path"] == "vireid_zoo.models.MHNModule"
-
-
-def test_cli_fit_then_test_never_runs_mam_outside_training(
-    sysu_root: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    config = write_config(tmp_path, sysu_root, model_class="vireid_zoo.models.MHNModule")
-    calls = []
-    original = ModalityPerceptiveAggregation.forward
-    monkeypatch.setattr(
-        ModalityPerceptiveAggregation,
-        "forward",
-        lambda self, *args: calls.append(self.training) or original(self, *args),
-    )
-    assert main(["fit", "--config", str(config)]) == 0
-    assert calls and all(calls), "MAM ran in training steps only"
-    (checkpoint,) = sorted((tmp_path / "run").rglob("*.ckpt"))
-    assert (
-        torch.load(checkpoint, weights_only=True)["hyper_parameters"]["network"]["init_args"][
-            "num_classes"
-        ]
-        == 13
-    )
-    forbid_mam(monkeypatch)
-    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
-    assert "test/sysu_mm01/all/mAP" in capsys.readouterr().out

@@ -45,10 +45,12 @@ def stage_mask(foreground: torch.Tensor, size: torch.Size | tuple[int, int]) -> 
     foreground at all keeps an all-zero mask, which :class:`ChannelAttention` pools as
     no mask (a plain average).
     """
+    # Plain ints: the sizes are static for an exported graph (only the batch is dynamic).
+    target = (int(size[0]), int(size[1]))
     height, width = foreground.shape[-2:]
-    if size[0] <= height and size[1] <= width:
-        return F.adaptive_avg_pool2d(foreground, size)
-    return F.interpolate(foreground, size=size, mode="bilinear", align_corners=False)
+    if target[0] <= height and target[1] <= width:
+        return F.adaptive_avg_pool2d(foreground, target)
+    return F.interpolate(foreground, size=target, mode="bilinear", align_corners=False)
 
 
 class ParsingAlignedAttention(nn.Module):
