@@ -16,6 +16,7 @@ from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.sources import read_config, resolve_files
+from vireid_zoo.core.spawn import refuse_unguarded_spawn
 from vireid_zoo.core.version import __version__
 from vireid_zoo.core.weights import (
     WeightsMismatchError,
@@ -223,6 +224,11 @@ class VIReIDModule(EvaluationLoop):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for ``ddp_spawn``: refused at once from a script without a main guard."""
+        refuse_unguarded_spawn(type(self).__name__)
+        return super().__getstate__()
 
     # Checkpoints -------------------------------------------------------------------------
 
