@@ -216,7 +216,7 @@ def bad_checkpoints(trained: dict[str, Path], tmp_path: Path) -> dict[str, Path]
 
 @pytest.mark.parametrize(
     "command",
-    ["test", "validate", "fit", "publish", "export", "search"],
+    ["test", "validate", "predict", "fit", "publish", "export", "search"],
 )
 def test_damaged_or_pickled_checkpoints_give_one_paragraph_in_every_command(
     command: str,
