@@ -252,3 +252,48 @@ def test_hf_hub_source_never_reads_a_local_folder_of_that_name(
     assert resolve_files("local-dir:org/name")[0].parent == Path("org/name")
     with pytest.raises(LocalEntryNotFoundError):
         resolve_files("hf-hub:org/name", cache_dir=tmp_path / "cache", local_files_only=True)
+
+
+def test_a_local_dir_source_is_never_sent_to_the_hub(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub
+    import huggingface_hub.hub_mixin
+
+    def no_hub(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the Hub was asked for {args} {kwargs}")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_hub)
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "hf_hub_download", no_hub)
+    AGW(5, arch="resnet18").save_pretrained(tmp_path / "my-agw")
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(vz.create_model("local-dir:my-agw"), AGW)
+    for source in ("local-dir:missing-agw", f"local-dir:{tmp_path / 'missing'}"):
+        folder = Path(source.removeprefix("local-dir:"))
+        with pytest.raises(FileNotFoundError, match=f"the folder {folder} does not exist"):
+            vz.create_model(source)
+        with pytest.raises(FileNotFoundError, match=f"the folder {folder} does not exist"):
+            AGW.from_pretrained(source)
+    # A folder named without the prefix is pointed at it.
+    with pytest.raises(ValueError, match="name it 'local-dir:my-agw'"):
+        vz.create_model("my-agw")
+
+
+def test_from_pretrained_of_another_method_names_both_classes(saved: tuple[AGW, Path]) -> None:
+    _, folder = saved
+    with pytest.raises(WeightsMismatchError) as error:
+        vz.MHN.from_pretrained(folder)
+    message = str(error.value)
+    assert f"{folder} holds a network of class AGW (vireid_zoo.models.agw.model.AGW)" in message
+    assert "not MHN" in message and "AGW.from_pretrained" in message and "missing" not in message
+
+
+def test_the_listing_calls_of_the_readme_work() -> None:
+    from vireid_zoo.models.registry import BUILTIN_METHODS
+
+    assert vz.list_pretrained() == []
+    with pytest.raises(ValueError) as error:
+        vz.create_model("nonexistent")
+    for method in BUILTIN_METHODS:
+        for trunk in ("resnet18", "resnet34", "resnet50", "resnet101"):
+            assert f"{method}_{trunk}" in str(error.value)

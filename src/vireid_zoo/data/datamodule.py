@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
 from vireid_zoo.core.records import Sample
+from vireid_zoo.core.spawn import refuse_unguarded_spawn
 from vireid_zoo.data.cache import CachedArrays, ImageCache
 from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, training_labels
 from vireid_zoo.data.folder import ManifestDataset
@@ -312,6 +313,11 @@ class VIReIDDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """The test suite's images, for embedding them with ``Trainer.predict``."""
         return self._evaluation_loader(self.test_suite, "test")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for ``ddp_spawn``: refused at once from a script without a main guard."""
+        refuse_unguarded_spawn(type(self).__name__)
+        return super().__getstate__()
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint records about the data it was trained on and its input contract."""

@@ -5,13 +5,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.contract import CHECKPOINT_CFG_KEY, PretrainedConfig
 from vireid_zoo.core.weights import WeightsMismatchError
@@ -26,38 +24,6 @@ from vireid_zoo.models.spec import class_path, loading_trained_weights
 
 CHECKPOINT_DECIDES = {"num_classes", "backbone_weights", *INIT_ONLY_ARGUMENTS}
 """Network arguments a command may give differently from the checkpoint it tests."""
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a Lightning checkpoint safely (``weights_only=True``: nothing in it runs).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: it is not a readable checkpoint (truncated, or holding other objects),
-            in one paragraph naming the file.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ValueError(
-            f"{path} holds objects other than tensors and plain values ({first_line}); the "
-            "zoo loads checkpoints with weights_only=True and never runs code from them. "
-            "Use a checkpoint written by the zoo ('vireid-zoo fit' or a Trainer fitting a zoo "
-            "module)."
-        ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(
-            f"{path} is not a readable checkpoint ({type(error).__name__}: "
-            f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no detail'}); it "
-            "may be truncated by an interrupted copy or run: copy it again or use another "
-            "checkpoint of the run (e.g. last.ckpt)."
-        ) from None
-    if not isinstance(content, dict) or "state_dict" not in content:
-        raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
-    return content
 
 
 def reconcile_network(

@@ -115,8 +115,9 @@ class EvaluationLoop(LightningModule):
                 scores |= {
                     f"{prefix}/trial{trial}/{k}": v for k, v in trial_result.summary().items()
                 }
-            # Every rank holds the same gathered result: no further reduction is needed.
-            self.log_dict(scores, sync_dist=False, rank_zero_only=False)
+            # Every rank holds the same gathered result. Synchronising it with a max keeps it
+            # exact (a mean could round) and tells Lightning the epoch value is synchronised.
+            self.log_dict(scores, sync_dist=True, reduce_fx="max")
 
     def on_validation_epoch_start(self) -> None:
         """Create the validation metric for the datamodule's validation suite."""
