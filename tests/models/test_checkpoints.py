@@ -18,7 +18,7 @@ import lightning as L
 import pytest
 import torch
 
-from test_cli import write_config
+from helpers.configs import write_config
 from vireid_zoo.cli import main
 from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.weights import WeightsMismatchError
