@@ -314,3 +314,17 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     links = re.findall(r'href="([^"]*)"', home)
     assert "models/agw/" in links and "changelog/" in links
     assert not [link for link in links if link.endswith(".md")], links
+
+    # Formulas reach MathJax as arithmatex wrote them: GeM's, inline and displayed.
+    blocks = (site / "api" / "blocks" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="arithmatex">\\(\\mathcal{X}_k\\)</span>' in blocks
+    gem = r"f_k = \Big(\frac{1}{|\mathcal{X}_k|}\sum_{x \in \mathcal{X}_k} x^{p}\Big)^{1/p}"
+    displayed = re.findall(r'<div class="arithmatex">\\\[(.*?)\\\]</div>', blocks, re.DOTALL)
+    assert any(gem in formula for formula in displayed), displayed
+
+    # No page shows Sphinx markup or a formula that was not typeset.
+    for page in sorted(site.rglob("*.html")):
+        text = _text_outside_code(page.read_text(encoding="utf-8"))
+        where = page.relative_to(site)
+        assert not SPHINX_MARKUP.findall(text), f"{where}: {SPHINX_MARKUP.findall(text)[:5]}"
+        assert "$$" not in text, f"{where} has a $$ formula arithmatex did not take"

@@ -8,7 +8,7 @@ installed, an ONNX file (``.onnx``) — that maps ImageNet-normalised RGB images
 (B, 3, H, W) to per-pixel labels (B, H', W') or logits (B, C, H', W'). Every image of the
 dataset's image trees (training and test) gets a map at its own size (nearest resize) in a
 tree parallel to the dataset (``<output>/<relative path>.png``, see
-:mod:`vireid_zoo.data.parsing`). The output is written into a hidden sibling folder that
+[`vireid_zoo.data.parsing`][]). The output is written into a hidden sibling folder that
 takes the output's name only once complete.
 """
 
@@ -34,7 +34,7 @@ from vireid_zoo.data.transforms import build_test_transform
 Parser = Callable[[torch.Tensor], torch.Tensor]
 
 PARSED_DATASETS = ("sysu_mm01", "regdb", "llcm", "folder")
-"""What :func:`parse_dataset` parses: a dataset's training images, or every image of a folder."""
+"""What [`parse_dataset`][] parses: a dataset's training images, or every image of a folder."""
 
 
 class ParserError(ValueError):
@@ -217,7 +217,7 @@ def parse_dataset(
 
     Args:
         dataset: ``sysu_mm01``, ``regdb``, ``llcm`` (the training images, see
-            :func:`dataset_images`) or ``folder`` (every image under root).
+            [`dataset_images`][]) or ``folder`` (every image under root).
         root: The dataset root.
         parser: TorchScript or ONNX file (see the module docstring).
         output: The parsing root to create (the datamodules' ``parsing_root``).

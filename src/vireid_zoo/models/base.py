@@ -39,13 +39,13 @@ class VIReIDModule(EvaluationLoop):
     """Shared Lightning recipe: training step, optimiser schedule, checkpoints, evaluation.
 
     A method subclasses it, names its network class in ``network_class`` and implements
-    :meth:`compute_losses`. The module takes its network whole (an instance, or the
+    [`compute_losses`][]. The module takes its network whole (an instance, or the
     ``{"class_path", "init_args"}`` specification YAML configs and checkpoints hold), so
     every network argument is written once, in the network's signature; the module's own
     arguments are the training recipe. Evaluation is
-    :class:`~vireid_zoo.models.evaluation_loop.EvaluationLoop`'s.
+    [`EvaluationLoop`][]'s.
 
-    Training step: :meth:`compute_losses` returns the weighted total under ``"loss"``, the
+    Training step: [`compute_losses`][] returns the weighted total under ``"loss"``, the
     identity accuracy under ``"accuracy"`` and every named term (``"id"``, ``"triplet"``,
     and the method's own); all are logged as ``train/<name>`` with the batch size of both
     modalities together.
@@ -146,7 +146,7 @@ class VIReIDModule(EvaluationLoop):
         """
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """:meth:`compute_losses`, logged as ``train/<term>``; returns the total."""
+        """[`compute_losses`][], logged as ``train/<term>``; returns the total."""
         terms = self.compute_losses(batch)
         missing = [name for name in REQUIRED_TERMS if name not in terms]
         if missing:
