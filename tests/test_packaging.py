@@ -102,15 +102,17 @@ def test_the_wheel_installs_and_runs_a_packaged_recipe_outside_the_repository(
         text=True,
     ).stdout.strip()
     Path(purelib, "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # Nothing of the caller's PYTHONPATH (a worktree's sources, say) reaches the new env.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q"]
         + [str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
     )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     run = {"cwd": outside, "env": env, "capture_output": True, "text": True, "timeout": 300}
     where = subprocess.run(
         [str(python), "-c", "import vireid_zoo; print(vireid_zoo.__file__)"], **run

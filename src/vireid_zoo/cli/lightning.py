@@ -44,7 +44,7 @@ class VIReIDCLI(LightningCLI):
         """Parse the command line, a packaged recipe name standing for its file.
 
         ``--config agw/sysu_mm01`` is the recipe shipped in the package (see
-        :mod:`vireid_zoo.cli.recipes`), so installed and cloned copies train alike.
+        [`vireid_zoo.cli.recipes`][]), so installed and cloned copies train alike.
         """
         if isinstance(args, dict):
             super().parse_arguments(parser, args)

@@ -1,7 +1,7 @@
 """Reading a Lightning checkpoint file safely, with one-paragraph errors.
 
 Every reader of a ``.ckpt`` in the zoo (the commands, ``load_from_checkpoint`` of a zoo
-module, publishing, export and search) goes through :func:`read_checkpoint`: the file is
+module, publishing, export and search) goes through [`read_checkpoint`][]: the file is
 unpickled with ``torch.load(weights_only=True)``, so nothing in it runs, and a damaged or
 foreign file is reported in one paragraph naming the file, what is wrong and what to do.
 """

@@ -4,7 +4,7 @@ A process started with the 'spawn' method re-runs the parent's ``__main__`` scri
 it runs its task. Without an ``if __name__ == "__main__":`` guard, every process repeats
 the whole script (synthesising or caching data, building models) before Lightning's own
 check stops it, which can take minutes. The zoo's modules and datamodules are pickled to
-reach those processes; :func:`refuse_unguarded_spawn`, called while they are pickled,
+reach those processes; [`refuse_unguarded_spawn`][], called while they are pickled,
 stops the parent at once, before any process starts.
 """
 

@@ -115,10 +115,10 @@ def require_fit(
     allow_classifier_resize: bool = True,
     hint: str = "They belong to another architecture or configuration.",
 ) -> None:
-    """Raise :class:`WeightsMismatchError` unless the weights fit.
+    """Raise [`WeightsMismatchError`][] unless the weights fit.
 
     Args:
-        difference: From :func:`compare_weights`.
+        difference: From [`compare_weights`][].
         source: Where the weights come from (a file, a folder, a Hub repository).
         target: What they are loaded into, e.g. ``"AGW(arch='resnet50')"``.
         allow_classifier_resize: Accept an identity classifier of another size.
@@ -152,7 +152,7 @@ def load_weights_strict(
         source: Where the weights come from, for messages.
         target: What they are loaded into, for messages (default: the module's class).
         allow_classifier_resize: Accept an identity classifier of another size.
-        may_be_missing: Keys ``state`` may lack (see :func:`compare_weights`).
+        may_be_missing: Keys ``state`` may lack (see [`compare_weights`][]).
         hint: The last sentence of a mismatch message.
 
     Returns:

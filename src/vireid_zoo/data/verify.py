@@ -2,7 +2,7 @@
 
 The readers check the layout (folders, index files, id lists) but never decode an image,
 so a corrupt file would otherwise surface only when the sampler draws it, mid-training.
-:func:`verify_dataset` decodes every image the protocols use, collects every file that
+[`verify_dataset`][] decodes every image the protocols use, collects every file that
 fails (not only the first), and checks the identity lists: an evaluation identity with no
 image, and an identity listed for both training and testing (a leak), are errors.
 """
@@ -30,7 +30,7 @@ Reader = SYSUMM01 | RegDB | LLCM
 
 @dataclass
 class Verification:
-    """What :func:`verify_dataset` found.
+    """What [`verify_dataset`][] found.
 
     Attributes:
         images: Number of distinct image files decoded.
@@ -95,7 +95,7 @@ def verify_dataset(
     """Decode every image of a dataset and check its identity lists.
 
     Args:
-        reader: A :class:`SYSUMM01`, :class:`RegDB` (its trial) or :class:`LLCM` reader.
+        reader: A [`SYSUMM01`][], [`RegDB`][] (its trial) or [`LLCM`][] reader.
         workers: Decoding threads (default: the CPU count, at most 8).
         progress: Show a progress bar on stderr (None: when stderr is a terminal).
     """

@@ -220,7 +220,7 @@ def evaluate(
             memory within ``WORK_BUDGET_BYTES`` (256 MB) whatever the gallery size.
 
     Returns:
-        The :class:`RetrievalResult`.
+        The [`RetrievalResult`][].
 
     Raises:
         ValueError: On an unknown protocol, inconsistent shapes, or when no query has a
@@ -256,7 +256,7 @@ def evaluate_features(
     chunk_size: int | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> RetrievalResult:
-    """Like :func:`evaluate`, from features, never holding the whole distance matrix.
+    """Like [`evaluate`][], from features, never holding the whole distance matrix.
 
     The distance is the standard one, ``-(q @ g.T)`` of L2-normalised features, computed
     one chunk of queries at a time, so a 20,000 x 20,000 evaluation needs a few hundred MB.
@@ -268,7 +268,7 @@ def evaluate_features(
         gallery_pids: Identity of each gallery item.
         query_cams: Camera of each query.
         gallery_cams: Camera of each gallery item.
-        protocol: The exclusion and CMC rule, as in :func:`evaluate`.
+        protocol: The exclusion and CMC rule, as in [`evaluate`][].
         max_rank: CMC length.
         chunk_size: Queries scored at once (default: within ``WORK_BUDGET_BYTES``).
         dtype: Precision of the distance. The standard code multiplies float32 features;

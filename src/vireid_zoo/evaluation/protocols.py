@@ -89,7 +89,7 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class EvaluationTask:
-    """A task with its images resolved to indices into an :class:`EvaluationSuite`.
+    """A task with its images resolved to indices into an [`EvaluationSuite`][].
 
     Attributes:
         name: Name used in logged metrics.
@@ -226,7 +226,7 @@ def run_trials(
 ) -> MultiTrialResult:
     """Score ``task`` on every trial from the features of the suite's images.
 
-    The distance is the standard one (:func:`cosine_distance`, float64), computed in
+    The distance is the standard one ([`cosine_distance`][], float64), computed in
     chunks of queries, so memory stays bounded whatever the gallery size.
 
     Args:

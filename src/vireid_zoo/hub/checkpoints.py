@@ -134,7 +134,7 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
 
     Input size, normalisation, interpolation and dataset come from the datamodule state
     that the checkpoint records; the embedding from the network. A checkpoint written for
-    converted weights (:func:`vireid_zoo.hub.conversion.write_test_checkpoint`) records
+    converted weights ([`vireid_zoo.hub.conversion.write_test_checkpoint`][]) records
     their contract and source instead, which are kept.
     """
     data = next(

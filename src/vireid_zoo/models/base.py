@@ -48,13 +48,13 @@ class VIReIDModule(EvaluationLoop):
     """Shared Lightning recipe: training step, optimiser schedule, checkpoints, evaluation.
 
     A method subclasses it, names its network class in ``network_class`` and implements
-    :meth:`compute_losses`. The module takes its network whole (an instance, or the
+    [`compute_losses`][]. The module takes its network whole (an instance, or the
     ``{"class_path", "init_args"}`` specification YAML configs and checkpoints hold), so
     every network argument is written once, in the network's signature; the module's own
     arguments are the training recipe. Evaluation is
-    :class:`~vireid_zoo.models.evaluation_loop.EvaluationLoop`'s.
+    [`EvaluationLoop`][]'s.
 
-    Training step: :meth:`compute_losses` returns the weighted total under ``"loss"``, the
+    Training step: [`compute_losses`][] returns the weighted total under ``"loss"``, the
     identity accuracy under ``"accuracy"`` and every named term (``"id"``, ``"triplet"``,
     and the method's own); all are logged as ``train/<name>`` with the batch size of both
     modalities together.
@@ -155,7 +155,7 @@ class VIReIDModule(EvaluationLoop):
         """
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """:meth:`compute_losses`, logged as ``train/<term>``; returns the total."""
+        """[`compute_losses`][], logged as ``train/<term>``; returns the total."""
         terms = self.compute_losses(batch)
         missing = [name for name in REQUIRED_TERMS if name not in terms]
         if missing:
@@ -247,7 +247,7 @@ class VIReIDModule(EvaluationLoop):
         The file is read with ``weights_only=True`` first (a damaged or foreign file is
         refused in one paragraph, and nothing in it runs). The module class and the
         network's class and trunk must be the checkpoint's: another is refused naming
-        both. Called on :class:`VIReIDModule` itself, the module class is the one the
+        both. Called on [`VIReIDModule`][] itself, the module class is the one the
         checkpoint records. ``network`` may be a mapping of network arguments that
         override the checkpoint's (e.g. ``network={"test_feature": "pool"}``), or a whole
         network (an instance or ``{"class_path", "init_args"}``). The network is built
@@ -377,7 +377,7 @@ def _checked_request(
     """The module class and arguments ``load_from_checkpoint`` builds, checked first.
 
     Returns:
-        The class (the checkpoint's for :class:`VIReIDModule` itself) and the arguments,
+        The class (the checkpoint's for [`VIReIDModule`][] itself) and the arguments,
         with a ``network`` mapping of arguments merged into the checkpoint's network.
     """
     content = read_checkpoint(path)
@@ -413,7 +413,7 @@ def _check_request(
 
     Args:
         module: The class ``load_from_checkpoint`` is called on.
-        trained: :func:`describe_checkpoint` of the checkpoint.
+        trained: [`describe_checkpoint`][] of the checkpoint.
         network: The network the call builds (the ``network`` argument, or the
             checkpoint's specification).
         kwargs: The call's other arguments.
@@ -463,7 +463,7 @@ def _check_request(
 
 
 def _is_abstract(module: type[VIReIDModule]) -> bool:
-    """Whether ``module`` leaves :meth:`VIReIDModule.compute_losses` unimplemented."""
+    """Whether ``module`` leaves [`VIReIDModule.compute_losses`][] unimplemented."""
     return getattr(module.compute_losses, "__isabstractmethod__", False)
 
 

@@ -22,11 +22,11 @@ class EvaluationLoop(LightningModule):
 
     Validation and test embed every image of the suite with
     ``net.extract_features(images, modality)`` (each image through its own modality's
-    stem, whatever its role), feed a :class:`~vireid_zoo.evaluation.metric.RetrievalMetric`
+    stem, whatever its role), feed a [`RetrievalMetric`][]
     and log, for every task (e.g. ``sysu_mm01/all``), the mean over trials as
     ``test/<task>/<score>``, the standard deviation as ``test/<task>/<score>_std`` and
     every trial as ``test/<task>/trial<t>/<score>`` (fractions in [0, 1]); the full
-    :class:`~vireid_zoo.evaluation.protocols.MultiTrialResult` of every task is kept in
+    [`MultiTrialResult`][] of every task is kept in
     ``results["val"]`` / ``results["test"]``. ``predict_step`` returns the embeddings.
 
     Attributes:

@@ -50,7 +50,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
     Attributes:
         backbone: The ImageNet-initialised trunk (its parameters form the optimiser's
             backbone group; everything else is a new layer).
-        embedding_dim: Size of the embedding :meth:`extract_features` returns.
+        embedding_dim: Size of the embedding [`extract_features`][] returns.
         pretrained_cfg: The input / embedding contract and provenance of loaded weights.
     """
 
@@ -112,7 +112,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
     def push_to_hub(  # type: ignore[override]
         self, repo_id: str, *, pretrained_cfg: PretrainedConfig | None = None, **kwargs: Any
     ) -> str:
-        """Upload weights, config and card to ``repo_id`` (see :meth:`save_pretrained`)."""
+        """Upload weights, config and card to ``repo_id`` (see [`save_pretrained`][])."""
         if pretrained_cfg is not None:
             self.pretrained_cfg = pretrained_cfg
         return super().push_to_hub(repo_id, **kwargs)

@@ -75,8 +75,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
     """Build a network, untrained or with published weights.
 
     Args:
-        name: ``"<architecture>"`` or ``"<architecture>.<tag>"`` (see :func:`list_models`
-            and :func:`list_pretrained`), ``"hf-hub:ORG/NAME"``
+        name: ``"<architecture>"`` or ``"<architecture>.<tag>"`` (see [`list_models`][]
+            and [`list_pretrained`][]), ``"hf-hub:ORG/NAME"``
             (optionally ``@REVISION``) or ``"local-dir:PATH"``.
         pretrained: Load the published weights of ``<architecture>.<tag>`` (for a bare
             architecture, its only published tag). Hub and folder sources always load

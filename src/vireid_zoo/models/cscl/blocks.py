@@ -42,8 +42,9 @@ def stage_mask(foreground: torch.Tensor, size: torch.Size | tuple[int, int]) -> 
 
     Down-sampling averages (each cell holds its foreground fraction); up-sampling (a
     predicted layer4 foreground to an earlier stage) is bilinear. A sample with no
-    foreground at all keeps an all-zero mask, which :class:`ChannelAttention` pools as
-    no mask (a plain average).
+    foreground at all keeps an all-zero mask, which
+    [`ChannelAttention`][vireid_zoo.blocks.attention.ChannelAttention] pools as no mask (a plain
+    average).
     """
     # Plain ints: the sizes are static for an exported graph (only the batch is dynamic).
     target = (int(size[0]), int(size[1]))
@@ -56,11 +57,11 @@ def stage_mask(foreground: torch.Tensor, size: torch.Size | tuple[int, int]) -> 
 class ParsingAlignedAttention(nn.Module):
     r"""PAM: channel attention from a descriptor pooled over the parsed foreground.
 
-    METHODS.md [A]: :math:`z = \mathrm{GAP}(f \cdot M_{fg})`, taken as the foreground
-    average :math:`\sum_{hw} M f / \sum_{hw} M` (a masked GAP: it differs from the plain
-    mean of :math:`f M` by the per-image factor :math:`HW / \sum M`, so the descriptor does
-    not shrink with the person's size); :math:`w = \sigma(\mathrm{MLP}(z))` with reduction
-    ``reduction``; output :math:`f' = f + f \cdot w`.
+    METHODS.md [A]: $z = \mathrm{GAP}(f \cdot M_{fg})$, taken as the foreground
+    average $\sum_{hw} M f / \sum_{hw} M$ (a masked GAP: it differs from the plain
+    mean of $f M$ by the per-image factor $HW / \sum M$, so the descriptor does
+    not shrink with the person's size); $w = \sigma(\mathrm{MLP}(z))$ with reduction
+    ``reduction``; output $f' = f + f \cdot w$.
 
     Args:
         channels: Channels of the stage.
@@ -76,7 +77,7 @@ class ParsingAlignedAttention(nn.Module):
 
         Args:
             x: The stage's feature map.
-            foreground: A foreground map (B, 1, H, W) at any size (see :func:`stage_mask`),
+            foreground: A foreground map (B, 1, H, W) at any size (see [`stage_mask`][]),
                 or None for an unmasked GAP.
         """
         mask = None if foreground is None else stage_mask(foreground, x.shape[-2:])
@@ -88,13 +89,13 @@ class SemanticPartAlignment(nn.Module):
 
     METHODS.md [A]: a 1x1 convolution predicts ``num_parts + 1`` logits per position
     (index 0 the background, 1..K the body parts of the grouping), trained with the
-    parsing loss. Part ``k``'s feature is :math:`p_k = \sum_x a_k(x) f(x)` with pooling
+    parsing loss. Part ``k``'s feature is $p_k = \sum_x a_k(x) f(x)$ with pooling
     weights that sum to one over the positions:
 
-    * ``"class_softmax"``: :math:`a_k(x) = P_k(x) / \sum_{x'} P_k(x')` with
-      :math:`P = \mathrm{softmax}` over the classes, so a position counts for the part it
+    * ``"class_softmax"``: $a_k(x) = P_k(x) / \sum_{x'} P_k(x')$ with
+      $P = \mathrm{softmax}$ over the classes, so a position counts for the part it
       is parsed as (the parsing loss shapes the pooling directly);
-    * ``"spatial_softmax"``: :math:`a_k = \mathrm{softmax}_x(\text{logit}_k)`.
+    * ``"spatial_softmax"``: $a_k = \mathrm{softmax}_x(\text{logit}_k)$.
 
     Args:
         channels: Channels of the feature map.

@@ -25,9 +25,9 @@ class ParsingLoss(nn.Module):
     r"""Pixel-wise cross-entropy of SPAM's part logits against the parsing labels.
 
     METHODS.md [A]: the labels (B, H, W) are down-sampled to the logits' (h, w) grid by
-    :func:`downsample_labels`; pixels labelled ``ignore_index`` count for nothing (a batch
+    [`downsample_labels`][]; pixels labelled ``ignore_index`` count for nothing (a batch
     whose pixels are all ignored gives 0, not NaN):
-    :math:`L = \frac{1}{|V|}\sum_{x \in V} -\log \mathrm{softmax}(z(x))_{y(x)}`, V the
+    $L = \frac{1}{|V|}\sum_{x \in V} -\log \mathrm{softmax}(z(x))_{y(x)}$, V the
     positions not ignored.
 
     Args:
@@ -61,8 +61,8 @@ class ParsingLoss(nn.Module):
 class DivisionLoss(nn.Module):
     r"""Mean absolute cosine similarity between the different part features of a sample.
 
-    METHODS.md [A]: :math:`L = \frac{1}{B K (K - 1)} \sum_b \sum_{j \ne k}
-    |\cos(p^b_j, p^b_k)|`: 0 when the parts are pairwise orthogonal, 1 (its maximum) when
+    METHODS.md [A]: $L = \frac{1}{B K (K - 1)} \sum_b \sum_{j \ne k}
+    |\cos(p^b_j, p^b_k)|$: 0 when the parts are pairwise orthogonal, 1 (its maximum) when
     they are all parallel.
     """
 
@@ -79,11 +79,13 @@ class DivisionLoss(nn.Module):
 class IdentityCenterMiningLoss(HeteroCenterTripletLoss):
     r"""ICM: pull each identity's visible and infrared centres together, past a margin.
 
-    METHODS.md [A]: with :math:`c^y_v, c^y_i` the visible and infrared centres of identity
-    y among the P identities of the batch and :math:`d` the Euclidean distance,
+    METHODS.md [A]: with $c^y_v, c^y_i$ the visible and infrared centres of identity
+    y among the P identities of the batch and $d$ the Euclidean distance,
 
-    .. math:: L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y} d(c^y_v, c^{y'}_i)
-        + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y} d(c^y_i, c^{y'}_v) + m\big]_+ ,
+    $$
+    L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y} d(c^y_v, c^{y'}_i)
+    + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y} d(c^y_i, c^{y'}_v) + m\big]_+ ,
+    $$
 
     i.e. the cross-modality distance of an identity's centres must be smaller, by the
     margin m, than the distance to the nearest other identity's centre of the other

@@ -32,7 +32,7 @@ TestNormalization = Literal["concat", "each"]
 
 @dataclass
 class CSCLOutput:
-    """Outputs of :meth:`CSCL.forward_pair` (rows: the visible, then the infrared images).
+    """Outputs of [`CSCL.forward_pair`][] (rows: the visible, then the infrared images).
 
     Attributes:
         head: The global feature: GeM-pooled (B, C), BNNeck (B, C), logits (B, N).
@@ -57,7 +57,7 @@ class CSCL(VIReIDNetwork):
     METHODS.md [A]: the zoo's two-stream ResNet (separate stems, shared layer1..4, last
     stride 1), a PAM after each of ``pam_stages``, GeM + BNNeck for the global feature,
     SPAM on layer4 with a BNNeck per part. Parsing maps are used in training only:
-    :meth:`extract_features` takes images alone, and the PAMs then pool over the
+    [`extract_features`][] takes images alone, and the PAMs then pool over the
     foreground SPAM predicts (``inference_mask="predicted"``: a first pass with unmasked
     PAMs gives the part logits, a second pass uses their foreground) or over the whole map
     (``"none"``).
@@ -75,7 +75,7 @@ class CSCL(VIReIDNetwork):
         pam_stages: Stages (1..4 = layer1..4, not below ``split_stage``) followed by a PAM.
         pam_reduction: Reduction ratio of the PAM's MLP.
         inference_mask: Foreground of the PAMs without parsing maps (see above).
-        part_pooling: SPAM's pooling weights (see :class:`SemanticPartAlignment`).
+        part_pooling: SPAM's pooling weights (see [`SemanticPartAlignment`][]).
         gem_p: GeM exponent of the global feature.
         last_stride: Stride of layer4's first block.
         split_stage: Last modality-specific stage (0: only the stems).

@@ -22,7 +22,7 @@ PARSING_KEYS = ("visible_parsing", "infrared_parsing")
 
 
 class CSCLModule(VIReIDModule):
-    """Train and evaluate :class:`CSCL` (Liu et al., IEEE TMM 2025).
+    """Train and evaluate [`CSCL`][] (Liu et al., IEEE TMM 2025).
 
     Loss (the abstract names the parsing, division and ICM losses; the weights and the
     other terms are METHODS.md [A]):
@@ -35,7 +35,7 @@ class CSCLModule(VIReIDModule):
     ``parsing_root``); evaluation takes images alone.
 
     Args:
-        network: The :class:`CSCL` network, or its arguments.
+        network: The [`CSCL`][] network, or its arguments.
         part_id_weight: Weight of the mean part identity loss.
         triplet: ``"wrt"`` (AGW's weighted regularisation triplet) or ``"batch_hard"``.
         triplet_margin: Margin of the batch-hard triplet.
@@ -44,7 +44,7 @@ class CSCLModule(VIReIDModule):
         division_weight: lambda_d, weight of the division loss.
         icm_weight: lambda_c, weight of the ICM loss.
         icm_margin: Margin of the ICM loss.
-        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing,
             optimiser, schedule, evaluation).
     """
 

@@ -29,12 +29,12 @@ def gaussian_divergence(
 ) -> torch.Tensor:
     r"""Per-dimension divergence between diagonal Gaussians; shapes (..., D) -> (..., D).
 
-    ``"kl"`` is the symmetric KL divergence :math:`KL(p\|q) + KL(q\|p)`, with
-    :math:`KL(p\|q) = \frac12\sum_d [\log\frac{s_q^2}{s_p^2} + \frac{s_p^2 + (\mu_p -
-    \mu_q)^2}{s_q^2} - 1]`; the two log terms cancel, which leaves
-    :math:`\frac12 [\frac{s_p^2 + \Delta^2}{s_q^2} + \frac{s_q^2 + \Delta^2}{s_p^2} - 2]`
+    ``"kl"`` is the symmetric KL divergence $KL(p\|q) + KL(q\|p)$, with
+    $KL(p\|q) = \frac12\sum_d [\log\frac{s_q^2}{s_p^2} + \frac{s_p^2 + (\mu_p -
+    \mu_q)^2}{s_q^2} - 1]$; the two log terms cancel, which leaves
+    $\frac12 [\frac{s_p^2 + \Delta^2}{s_q^2} + \frac{s_q^2 + \Delta^2}{s_p^2} - 2]$
     per dimension (no logarithm to evaluate). ``"wasserstein"`` is the squared
-    2-Wasserstein distance :math:`\Delta^2 + (s_p - s_q)^2`. Variances must be > 0.
+    2-Wasserstein distance $\Delta^2 + (s_p - s_q)^2$. Variances must be > 0.
     """
     gap = (mean_p - mean_q).pow(2)
     if divergence == "kl":
@@ -73,9 +73,9 @@ class GaussianConsistencyLoss(nn.Module):
     r"""Cross-modality feature distribution consistency under a Gaussian assumption.
 
     EMIF's modality-invariant module (Zhang et al., IJMLC 2025, abstract): the visible and
-    infrared features are modelled as diagonal Gaussians :math:`N(\mu_v, s_v^2)`,
-    :math:`N(\mu_i, s_i^2)` and the divergence between them
-    (:func:`gaussian_divergence`) is the loss, aligning the two distributions directly
+    infrared features are modelled as diagonal Gaussians $N(\mu_v, s_v^2)$,
+    $N(\mu_i, s_i^2)$ and the divergence between them
+    ([`gaussian_divergence`][]) is the loss, aligning the two distributions directly
     rather than through pairwise metric terms. Everything below is [A] (METHODS.md):
 
     - ``fit="identity"``: one pair of Gaussians per identity present in the batch, the
@@ -213,8 +213,8 @@ def batch_centre_loss(features: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     r"""Centre loss with the batch's identity means as centres.
 
     Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition",
-    ECCV 2016, Eq. 2, :math:`\frac12\sum_b \lVert x_b - c_{y_b}\rVert^2`, averaged over the
-    batch; the centres :math:`c_y` are the batch means of each identity instead of learnt
+    ECCV 2016, Eq. 2, $\frac12\sum_b \lVert x_b - c_{y_b}\rVert^2$, averaged over the
+    batch; the centres $c_y$ are the batch means of each identity instead of learnt
     vectors ([A]: no extra parameters), pulling each class together.
 
     Args:

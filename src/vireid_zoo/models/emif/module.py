@@ -23,30 +23,32 @@ from vireid_zoo.models.emif.model import EMIF
 
 
 class EMIFModule(VIReIDModule):
-    r"""Train and evaluate :class:`EMIF` (Zhang et al., IJMLC 2025).
+    r"""Train and evaluate [`EMIF`][] (Zhang et al., IJMLC 2025).
 
     The objective ([A] weights and terms, METHODS.md):
 
-    .. math:: L = L_{id}(s) + L_{tri}(s) + \alpha\,[L_{id}(v) + L_{tri}(v) + L_{id}(i)
-        + L_{tri}(i) + \lambda_c (L_c(v) + L_c(i))] + \beta\, L_{gauss},
+    $$
+    L = L_{id}(s) + L_{tri}(s) + \alpha\,[L_{id}(v) + L_{tri}(v) + L_{id}(i)
+    + L_{tri}(i) + \lambda_c (L_c(v) + L_c(i))] + \beta\, L_{gauss},
+    $$
 
     - shared head ``s`` (both modalities): identity cross-entropy on its BNNeck logits,
       triplet on its pooled features over the whole batch;
     - intra-modality enhancing heads ``v`` and ``i`` (paper: compactness within a class
       and separation between classes inside each modality): each head's own classifier
       and a batch-hard triplet among the images of its modality only, optionally a
-      batch-centre loss :math:`L_c` (:func:`~vireid_zoo.models.emif.losses.batch_centre_loss`);
-    - modality-invariant module: :class:`~vireid_zoo.models.emif.losses.GaussianConsistencyLoss`
+      batch-centre loss $L_c$ ([`batch_centre_loss`][]);
+    - modality-invariant module: [`GaussianConsistencyLoss`][]
       between the visible and infrared embeddings of the shared head.
 
     Args:
-        network: The :class:`EMIF` network, or its arguments.
+        network: The [`EMIF`][] network, or its arguments.
         margin: Margin of the batch-hard triplets ([A] 0.3).
         shared_triplet: Triplet of the shared head: ``"batch_hard"`` (margin ``margin``,
             [A], as the modality heads) or ``"wrt"`` (AGW's weighted regularisation).
         alpha: Weight of the intra-modality enhancing heads' losses ([A] 1).
         beta: Weight of the Gaussian consistency loss ([A] 0.1).
-        centre_weight: :math:`\lambda_c`, weight of the modality heads' batch-centre loss
+        centre_weight: $\lambda_c$, weight of the modality heads' batch-centre loss
             ([A] 0: off).
         gaussian_divergence: ``"wasserstein"`` or ``"kl"`` (symmetric) ([A] wasserstein:
             the per-identity KL at K = 4 cost 18 mAP points on the demo, see the README).
@@ -58,7 +60,7 @@ class EMIFModule(VIReIDModule):
         gaussian_eps: Added to every variance ([A] 1e-5).
         gaussian_unbiased: Bessel-corrected variances ([A] True).
         gaussian_reduction: ``"mean"`` or ``"sum"`` over embedding dimensions ([A] mean).
-        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing,
             optimiser, schedule, evaluation).
     """
 

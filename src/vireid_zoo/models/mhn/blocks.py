@@ -26,20 +26,22 @@ class ModalityPerceptiveAggregation(nn.Module):
 
     Abstract: MAM "explicitly captures cross-modality consistency" between visible and
     infrared features and adaptively fuses them into a harmonious hybrid modality.
-    [A] (METHODS.md): from the cues :math:`z = [f_v, f_i, f_v \odot f_i]` (the two
+    [A] (METHODS.md): from the cues $z = [f_v, f_i, f_v \odot f_i]$ (the two
     features and their element-wise agreement) a consistency map
 
-    .. math:: A = \sigma\big(W_c * \mathrm{GAP}(z) + W_p * z\big), \qquad
-        f_h = A \odot f_v + (1 - A) \odot f_i,
+    $$
+    A = \sigma\big(W_c * \mathrm{GAP}(z) + W_p * z\big), \qquad
+    f_h = A \odot f_v + (1 - A) \odot f_i,
+    $$
 
-    where :math:`W_c, W_p` are 1x1 convolutions from 3C to C channels: ``"channel"`` keeps
+    where $W_c, W_p$ are 1x1 convolutions from 3C to C channels: ``"channel"`` keeps
     only the channel-wise term (one weight per channel, from pooled descriptors),
     ``"pixel"`` only the pixel-wise one (one weight per channel and position), ``"both"``
     sums their logits, as attentional feature fusion does (Dai et al., "Attentional
-    Feature Fusion", WACV 2021, the same :math:`M \odot X + (1 - M) \odot Y` form). The
+    Feature Fusion", WACV 2021, the same $M \odot X + (1 - M) \odot Y$ form). The
     convolutions start at zero, so the map starts at 0.5 (the hybrid is the mean of the
-    two modalities) [A]. Each value of :math:`f_h` lies between those of :math:`f_v` and
-    :math:`f_i`: where :math:`A = 1` it is the visible feature, where :math:`A = 0` the
+    two modalities) [A]. Each value of $f_h$ lies between those of $f_v$ and
+    $f_i$: where $A = 1$ it is the visible feature, where $A = 0$ the
     infrared one.
 
     Args:
@@ -93,12 +95,12 @@ class DimensionalRefinement(nn.Module):
     Abstract: DRM "decouples semantic information along the channel and spatial
     dimensions" to enhance intra-modality diversity. [A] (METHODS.md): on the final
     (layer4) map, a channel branch re-weights channels only, squeeze-and-excitation style
-    (:class:`~vireid_zoo.blocks.ChannelAttention`, one weight per channel, the same at
-    every position), and a spatial branch re-weights positions only, CBAM style
-    (:class:`~vireid_zoo.blocks.SpatialAttention`, one weight per position, the same for
-    every channel). The branches run in parallel on the same map, not in sequence, so each
-    sees one dimension only. Each branch's pooling, BNNeck, losses and their decorrelation
-    live in :class:`~vireid_zoo.models.mhn.MHN` and the module.
+    ([`ChannelAttention`][vireid_zoo.blocks.attention.ChannelAttention], one weight per channel, the
+    same at every position), and a spatial branch re-weights positions only, CBAM style
+    ([`SpatialAttention`][vireid_zoo.blocks.attention.SpatialAttention], one weight per position,
+    the same for every channel). The branches run in parallel on the same map, not in sequence, so
+    each sees one dimension only. Each branch's pooling, BNNeck, losses and their decorrelation live
+    in [`MHN`][] and the module.
 
     Args:
         channels: Channels of the map.

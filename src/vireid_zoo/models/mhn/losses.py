@@ -27,7 +27,7 @@ def paired_distance(x: torch.Tensor, y: torch.Tensor, distance: Distance) -> tor
     r"""Distance between rows ``x[k]`` and ``y[k]`` of two (N, D) matrices: (N,).
 
     ``"euclidean"`` is exactly 0 for coincident rows, with a zero (finite) gradient
-    there; ``"cosine"`` is :math:`1 - \cos`.
+    there; ``"cosine"`` is $1 - \cos$.
     """
     if distance == "cosine":
         return 1.0 - F.cosine_similarity(x, y, dim=1)
@@ -42,12 +42,14 @@ class ModalityHarmonizationLoss(nn.Module):
 
     Abstract: it "adjusts the distribution of the generated hybrid modality" and aligns
     the feature distributions across modalities. [A] (METHODS.md): with
-    :math:`c^y_v, c^y_i, c^y_h` the visible, infrared and hybrid centres of identity y
-    among the P identities of the batch, :math:`d_v = d(c^y_h, c^y_v)`,
-    :math:`d_i = d(c^y_h, c^y_i)`,
+    $c^y_v, c^y_i, c^y_h$ the visible, infrared and hybrid centres of identity y
+    among the P identities of the batch, $d_v = d(c^y_h, c^y_v)$,
+    $d_i = d(c^y_h, c^y_i)$,
 
-    .. math:: L_{mh} = \frac{1}{P}\sum_y \big[d_v + d_i + |d_v - d_i|\big]
-        = \frac{1}{P}\sum_y 2 \max(d_v, d_i).
+    $$
+    L_{mh} = \frac{1}{P}\sum_y \big[d_v + d_i + |d_v - d_i|\big]
+    = \frac{1}{P}\sum_y 2 \max(d_v, d_i).
+    $$
 
     The first two terms pull the hybrid towards both modalities and, through it, the two
     modalities towards each other; the third keeps the hybrid equidistant from them. It is
@@ -78,12 +80,14 @@ class ModalityConsistencyLoss(nn.Module):
     r"""Modality consistency loss: the same identity predicted alike in every modality.
 
     Abstract: it "strengthens identity-related coherence across modalities". [A]
-    (METHODS.md): with :math:`p^y_m` the mean softmax identity prediction of the samples
+    (METHODS.md): with $p^y_m$ the mean softmax identity prediction of the samples
     of identity y in modality m (identity-averaged, so an identity counts once whatever
     its number of samples), the symmetric Kullback-Leibler divergence
 
-    .. math:: S(p, q) = \tfrac12\big[KL(p \| q) + KL(q \| p)\big]
-        = \tfrac12 \sum_k (p_k - q_k)(\log p_k - \log q_k),
+    $$
+    S(p, q) = \tfrac12\big[KL(p \| q) + KL(q \| p)\big]
+    = \tfrac12 \sum_k (p_k - q_k)(\log p_k - \log q_k),
+    $$
 
     averaged over identities and over the pairs of modalities present: (visible,
     infrared) and, when hybrid samples (code 2) are given, (visible, hybrid) and
@@ -108,7 +112,7 @@ class ModalityConsistencyLoss(nn.Module):
 class BranchDecorrelationLoss(nn.Module):
     r"""Decorrelation of DRM's channel and spatial embeddings: mean absolute cosine.
 
-    [A] (METHODS.md): :math:`L_{dc} = \frac{1}{B}\sum_b |\cos(e^c_b, e^s_b)|` over the
+    [A] (METHODS.md): $L_{dc} = \frac{1}{B}\sum_b |\cos(e^c_b, e^s_b)|$ over the
     channel- and spatial-branch embeddings of each sample, 0 when they are orthogonal and
     1 when parallel, so the two branches carry different (decoupled) information.
 

@@ -30,7 +30,7 @@ HEADS: tuple[Head, ...] = ("global", "channel", "spatial")
 
 @dataclass
 class MHNTrainOutput:
-    """Training outputs of :meth:`MHN.forward_train`.
+    """Training outputs of [`MHN.forward_train`][].
 
     Attributes:
         heads: Outputs of the ``"global"``, ``"channel"`` and ``"spatial"`` heads; rows are
@@ -48,17 +48,17 @@ class MHN(VIReIDNetwork):
     On the zoo's two-stream trunk [A] (separate visible / infrared stages
     ``0..split_stage``, shared later stages, last stride 1, GeM, BNNeck):
 
-    - training (:meth:`forward_train`): the MAM
-      (:class:`~vireid_zoo.models.mhn.blocks.ModalityPerceptiveAggregation`) fuses the
+    - training ([`forward_train`][]): the MAM
+      ([`ModalityPerceptiveAggregation`][]) fuses the
       visible and infrared feature maps after stage ``split_stage`` (the stems by default)
       [A], pair by pair, into a hybrid map; the hybrid runs through the shared stages as a
       third stream, in one batch with the two modalities (batch statistics cover all
       three) [A];
     - on the final map, the DRM
-      (:class:`~vireid_zoo.models.mhn.blocks.DimensionalRefinement`) gives a channel and
+      ([`DimensionalRefinement`][]) gives a channel and
       a spatial branch; the global map and each branch are GeM-pooled, each with its own
       BNNeck and identity classifier [A];
-    - inference (:meth:`extract_features`): the images' own modality stream only; MAM
+    - inference ([`extract_features`][]): the images' own modality stream only; MAM
       and the hybrid are never run. The embedding concatenates the ``test_parts`` and is
       L2-normalised as a whole (not part by part) [A].
 

@@ -19,41 +19,43 @@ from vireid_zoo.models.mhn.model import MHN
 
 
 class MHNModule(VIReIDModule):
-    r"""Train and evaluate :class:`MHN` (Zuo, Peng, Cheng, Wang, Information Fusion 2025).
+    r"""Train and evaluate [`MHN`][] (Zuo, Peng, Cheng, Wang, Information Fusion 2025).
 
     Each paired batch gives B visible, B infrared and B hybrid samples (rows of
-    :meth:`MHN.forward_train`; the hybrid of row j has the identity of row j). The loss
+    [`MHN.forward_train`][]; the hybrid of row j has the identity of row j). The loss
     (METHODS.md, "Total" [A]) is
 
-    .. math:: L = \sum_{h} w_h (L^h_{id} + \tau L^h_{tri}) + \lambda_{mh} L_{mh}
-        + \lambda_{mc} L_{mc} + \lambda_{dc} L_{dc},
+    $$
+    L = \sum_{h} w_h (L^h_{id} + \tau L^h_{tri}) + \lambda_{mh} L_{mh}
+    + \lambda_{mc} L_{mc} + \lambda_{dc} L_{dc},
+    $$
 
-    over the heads h = global (:math:`w = 1`), channel and spatial (the DRM branches,
-    :math:`w` = ``drm_loss_weight``): identity cross-entropy on each head's BNNeck logits
+    over the heads h = global ($w = 1$), channel and spatial (the DRM branches,
+    $w$ = ``drm_loss_weight``): identity cross-entropy on each head's BNNeck logits
     and a triplet loss on its pooled features, over the visible, infrared and (with
-    ``hybrid_in_identity_losses``) hybrid rows [A]; :math:`L_{mh}`
-    (:class:`~vireid_zoo.models.mhn.losses.ModalityHarmonizationLoss`) on the global
-    pooled features of the three streams; :math:`L_{mc}`
-    (:class:`~vireid_zoo.models.mhn.losses.ModalityConsistencyLoss`) on the global logits
+    ``hybrid_in_identity_losses``) hybrid rows [A]; $L_{mh}$
+    ([`ModalityHarmonizationLoss`][]) on the global
+    pooled features of the three streams; $L_{mc}$
+    ([`ModalityConsistencyLoss`][]) on the global logits
     of visible, infrared and (with ``consistency_include_hybrid``) hybrid rows;
-    :math:`L_{dc}` (:class:`~vireid_zoo.models.mhn.losses.BranchDecorrelationLoss`) between
+    $L_{dc}$ ([`BranchDecorrelationLoss`][]) between
     the BNNeck features of the two DRM branches, on the identity-loss rows [A].
 
     Args:
-        network: The :class:`MHN` network, or its arguments.
+        network: The [`MHN`][] network, or its arguments.
         triplet: ``"wrt"`` (AGW's weighted regularisation triplet, the default) or
             ``"batch_hard"`` (with ``triplet_margin``) [A].
         triplet_margin: Margin of the batch-hard triplet (unused by WRT).
-        triplet_weight: :math:`\tau`, weight of each head's triplet loss.
+        triplet_weight: $\tau$, weight of each head's triplet loss.
         drm_loss_weight: Weight of the DRM branches' identity and triplet losses [A].
         hybrid_in_identity_losses: The hybrid rows also get identity, triplet and
             decorrelation losses [A] (MHN extracts modality-shared features from them).
-        harmonization_distance: Distance of :math:`L_{mh}` [A].
-        consistency_include_hybrid: :math:`L_{mc}` also compares the hybrid predictions [A].
+        harmonization_distance: Distance of $L_{mh}$ [A].
+        consistency_include_hybrid: $L_{mc}$ also compares the hybrid predictions [A].
         lambda_mh: Weight of the harmonisation loss [A] (0.1).
         lambda_mc: Weight of the consistency loss [A] (0.5).
         lambda_dc: Weight of the branch decorrelation [A].
-        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing
             [A] 0 as AGW, optimiser, schedule, evaluation).
     """
 
