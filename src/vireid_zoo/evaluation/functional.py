@@ -36,10 +36,10 @@ torch single-threaded, within a bounded working memory.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -52,7 +52,7 @@ PROTOCOLS: tuple[str, ...] = get_args(Protocol)
 WORK_BUDGET_BYTES = 256 * 2**20
 """Working memory that one evaluation's chunks may use together, whatever the gallery size."""
 
-CHUNK_ELEMENTS = 2**21
+CHUNK_ELEMENTS = 2**20
 """Distance elements a thread scores at once by default (small enough to stay in cache)."""
 
 _BYTES_PER_ELEMENT = 96
@@ -60,6 +60,9 @@ _BYTES_PER_ELEMENT = 96
 positive); typical chunks use about 20."""
 
 _ITEMS_PER_BUCKET = 4
+_EARLY_ITEMS_PER_IDENTITY_SCAN = 16
+"""Above one item in this many before the first positives, find their identities with a
+scan of each identity's lowest bucket instead of listing the items."""
 _MIN_BUCKETS = 16
 _MAX_BUCKETS = 2**14
 
@@ -302,28 +305,31 @@ def _chunk_scores(
     hist[:, width:] = kept
     hist[:, 1:] -= torch.where(real, upto_at, kept)
     hist.clamp_(min=0)
-    hist[:, :width] += real  # the positives themselves
 
-    # Mark the positives' buckets (1) and, for the identity-deduplicated CMC, the buckets
-    # before the first positive's (2); find the items there.
+    # Mark the positives' buckets (1) and find the items there. For the identity-
+    # deduplicated CMC, the identities before the first positive's bucket come from the
+    # items there (marked 2) when they are few, else from each identity's lowest bucket.
     dedup = protocol != "regdb"
+    early_total = int(below_at[:, 0].sum()) if dedup else 0
+    early_by_identity = early_total * _EARLY_ITEMS_PER_IDENTITY_SCAN > n * num_gallery
     marks = work.take("marks", (n, slots), torch.uint8).zero_()
     keys = row_ids * slots + torch.where(real, pos_bucket, nowhere)
     marks.view(-1).index_fill_(0, keys.view(-1), 1)
     marks[:, nowhere] = 0
-    if dedup:
+    if dedup and not early_by_identity:
         marks.masked_fill_(torch.arange(slots, device=device) < pos_bucket[:, :1], 2)
     marked = torch.gather(marks, 1, bucket, out=work.take("marked", (n, num_gallery), torch.uint8))
     flat = marked.view(-1).nonzero().squeeze(1)
-    mark = marked.view(-1).index_select(0, flat)
+    if dedup and not early_by_identity:
+        mark = marked.view(-1).index_select(0, flat)
+        early = flat.index_select(0, (mark == 2).nonzero().squeeze(1))
+        flat = flat.index_select(0, (mark == 1).nonzero().squeeze(1))
 
-    # Exact b of the other items in the positives' buckets (the positives are known).
-    tied = flat.index_select(0, (mark == 1).nonzero().squeeze(1))
-    row = torch.div(tied, num_gallery, rounding_mode="floor")
-    col = tied - row * num_gallery
-    other = (gallery.codes.index_select(0, col) != query_codes.index_select(0, row)).nonzero()
-    tied, row, col = (t.index_select(0, other.squeeze(1)) for t in (tied, row, col))
-    cell = row * slots + bucket.view(-1).index_select(0, tied)
+    # Exact b of the items in the positives' buckets: its lower buckets' positives, plus
+    # those of its bucket that come before it (a positive gets its own index).
+    row = torch.div(flat, num_gallery, rounding_mode="floor")
+    col = flat - row * num_gallery
+    cell = row * slots + bucket.view(-1).index_select(0, flat)
     first = work.take("first", (n * slots,), torch.int64)
     first.scatter_reduce_(
         0, keys.view(-1), torch.arange(n * width, device=device), "amin", include_self=False
@@ -332,9 +338,9 @@ def _chunk_scores(
     in_bucket.index_add_(0, keys.view(-1), real.view(-1).long())
     start = first.index_select(0, cell)
     count = in_bucket.index_select(0, cell)
-    item_dist = dist.view(-1).index_select(0, tied)
+    item_dist = dist.view(-1).index_select(0, flat)
     before = start - row * width
-    active = torch.arange(len(tied), device=device)
+    active = torch.arange(len(flat), device=device)
     for step in range(int(count.max()) if len(count) else 0):
         if step:
             active = active.index_select(0, (count.index_select(0, active) > step).nonzero()[:, 0])
@@ -356,17 +362,26 @@ def _chunk_scores(
     last = ranks.gather(1, (num_positives - 1).unsqueeze(1)).squeeze(1)
     inp[rows] = num_positives.to(torch.float64) / last
     if dedup:
-        # Distinct identities with a kept item before the first positive: the items of the
-        # buckets before its bucket, and the tied items with no positive before them.
-        early = flat.index_select(0, (mark == 2).nonzero().squeeze(1))
-        early_row = torch.div(early, num_gallery, rounding_mode="floor")
-        early_col = early - early_row * num_gallery
+        # Distinct identities with a kept item before the first positive: those of the
+        # items in lower buckets than its bucket, and of the items of its bucket with no
+        # positive before them (the first positive itself, of the query's identity, is
+        # dropped at the end).
+        num_ids = gallery.num_ids
+        if early_by_identity:
+            lowest = work.take("lowest", (n, num_ids), torch.int64).fill_(nowhere)
+            codes = gallery.codes.expand(n, num_gallery)
+            lowest.scatter_reduce_(1, codes, bucket, "amin")
+            seen = (lowest < pos_bucket[:, :1]).to(torch.uint8)
+        else:
+            early_row = torch.div(early, num_gallery, rounding_mode="floor")
+            early_col = early - early_row * num_gallery
+            seen = work.take("seen", (n, num_ids), torch.uint8).zero_()
+            seen.view(-1).index_fill_(0, early_row * num_ids + gallery.codes[early_col], 1)
         first_tied = (before == 0).nonzero().squeeze(1)
-        seen_rows = torch.cat([early_row, row.index_select(0, first_tied)])
-        seen_cols = torch.cat([early_col, col.index_select(0, first_tied)])
-        seen = work.take("seen", (n * gallery.num_ids,), torch.uint8).zero_()
-        seen.index_fill_(0, seen_rows * gallery.num_ids + gallery.codes[seen_cols], 1)
-        first_rank[rows] = seen.view(n, gallery.num_ids).sum(dim=1, dtype=torch.int64) + 1
+        tied_row, tied_col = row.index_select(0, first_tied), col.index_select(0, first_tied)
+        seen.view(-1).index_fill_(0, tied_row * num_ids + gallery.codes[tied_col], 1)
+        seen.scatter_(1, query_codes.unsqueeze(1), 0)
+        first_rank[rows] = seen.sum(dim=1, dtype=torch.int64) + 1
     else:
         first_rank[rows] = ranks[:, 0]
     return first_rank, ap, inp, valid
@@ -482,35 +497,38 @@ def evaluate_features(
     )
 
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = 1
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_pid = 0
 
 
-@contextmanager
-def _torch_single_threaded() -> Iterator[int]:
-    """Run torch ops single-threaded meanwhile; yield the number of threads it had.
+def _scoring_pool(size: int) -> ThreadPoolExecutor:
+    """Return a pool of at least ``size`` threads whose torch ops run single-threaded.
 
-    The chunks are scored by that many Python threads instead: many small OpenMP
-    regions, each waiting for all its threads, stall whenever another process takes a
-    core, where independent threads do not. Nested and concurrent uses restore the
-    setting once the last one ends.
+    Chunks are scored by these threads instead of by OpenMP inside each torch op: many
+    small OpenMP regions, each waiting for all its threads, stall whenever another process
+    takes a core, where independent threads do not. The threads persist (starting one
+    costs milliseconds) and hold no memory between evaluations. Their torch setting is
+    per thread: the caller's number of threads is restored once they have started.
     """
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            if _threads_saved > 1:
-                torch.set_num_threads(1)
-        _threads_users += 1
-        threads = _threads_saved
-    try:
-        yield threads
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0 and _threads_saved > 1:
-                torch.set_num_threads(_threads_saved)
+    global _pool, _pool_size, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_size < size or _pool_pid != os.getpid():
+            threads = torch.get_num_threads()
+            started = threading.Barrier(size)
+            pool = ThreadPoolExecutor(
+                size,
+                thread_name_prefix="vireid-eval",
+                initializer=torch.set_num_threads,
+                initargs=(1,),
+            )
+            list(pool.map(lambda _: started.wait(), range(size)))
+            torch.set_num_threads(threads)
+            if _pool is not None and _pool_pid == os.getpid():
+                _pool.shutdown(wait=False)
+            _pool, _pool_size, _pool_pid = pool, size, os.getpid()
+        return _pool
 
 
 def _evaluate_chunked(
@@ -559,18 +577,21 @@ def _evaluate_chunked(
     inp = torch.empty(num_query, dtype=torch.float64, device=device)
     valid = torch.empty(num_query, dtype=torch.bool, device=device)
 
-    with _torch_single_threaded() if device.type == "cpu" else _no_threads() as threads:
-        if chunk_size is None:
-            by_budget = WORK_BUDGET_BYTES // (threads * _BYTES_PER_ELEMENT * num_gallery)
-            by_cache = CHUNK_ELEMENTS // num_gallery
-            chunk_size = max(1, min(by_budget, by_cache, -(-num_query // threads)))
-        starts = range(0, num_query, chunk_size)
-        local = threading.local()
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    if chunk_size is None:
+        by_budget = WORK_BUDGET_BYTES // (threads * _BYTES_PER_ELEMENT * num_gallery)
+        by_cache = CHUNK_ELEMENTS // num_gallery
+        chunk_size = max(1, min(by_budget, by_cache, -(-num_query // threads)))
+    starts = iter(range(0, num_query, chunk_size))
+    starts_lock = threading.Lock()
 
-        def score(start: int) -> None:
-            work = getattr(local, "work", None)
-            if work is None:
-                work = local.work = _Workspace(device)
+    def score_chunks() -> None:
+        work = _Workspace(device)
+        while True:
+            with starts_lock:
+                start = next(starts, None)
+            if start is None:
+                return
             stop = min(start + chunk_size, num_query)
             scores = _chunk_scores(
                 distance_chunk(start, stop, work),
@@ -584,13 +605,13 @@ def _evaluate_chunked(
             for output, chunk in zip((first_rank, ap, inp, valid), scores, strict=True):
                 output[start:stop] = chunk
 
-        workers = min(threads, len(starts))
-        if workers > 1:
-            with ThreadPoolExecutor(workers, thread_name_prefix="vireid-eval") as pool:
-                list(pool.map(score, starts))
-        else:
-            for start in starts:
-                score(start)
+    workers = min(threads, -(-num_query // chunk_size))
+    if workers > 1:
+        pool = _scoring_pool(threads)
+        for done in [pool.submit(score_chunks) for _ in range(workers)]:
+            done.result()
+    else:
+        score_chunks()
 
     num_valid = int(valid.sum())
     if num_valid == 0:
@@ -608,12 +629,6 @@ def _evaluate_chunked(
         num_queries=num_query,
         num_valid_queries=num_valid,
     )
-
-
-@contextmanager
-def _no_threads() -> Iterator[int]:
-    """One worker (accelerators queue their work anyway)."""
-    yield 1
 
 
 def cosine_distance(
