@@ -15,23 +15,22 @@ A query without any positive left is *invalid*: it adds nothing to mAP or mINP a
 all-zero row to the CMC sum, which is divided by the number of valid queries.
 
 The ranking is that of a stable sort of each row (ties broken by gallery order; NaN after
-everything, as numpy's ``argsort``), but no row is sorted. Only the P positives of a
-query matter: a kept item's place relative to them is the number ``b`` of positives that
-come before it in (distance, gallery index) order, and the k-th positive's rank is the
-number of kept items with ``b <= k``. ``b`` is found without comparing every item with
-every positive: each row's distances go into K equal-width buckets through a monotone map
-(so an item in a lower bucket than a positive is strictly nearer), one ``scatter_add``
-counts the items per bucket, and prefix sums of those counts give ``b`` for every item
-outside the few buckets that hold a positive. Only the items sharing a bucket with a
-positive (about ``P * G / K`` of a row's ``G``) are compared with those positives,
-distance and gallery index, one by one. The identity-deduplicated rank of the first
-positive is 1 + the number of distinct identities with a kept item before it: the
-identities of the items in lower buckets than the first positive, and of the items of its
-bucket that come before it. Excluded items are moved to a bucket that counts for nothing.
-The cost is a few passes over the distances, O(G + K) per query, whatever the number of
-positives; rows with infinite or NaN distances (or all equal) are replaced by their ranks
-under a stable sort first. Chunks of queries are scored in parallel threads, each running
-torch single-threaded, within a bounded working memory.
+everything, as numpy's ``argsort``), but no row is sorted. A kept item's place among the
+query's P positives is ``b``, the number of positives before it in (distance, gallery
+index) order, and the rank of the k-th positive (k from 0) is the number of kept items
+with ``b <= k``. To find ``b``, each row's distances go through a monotone map into K
+(about G / 4) equal-width buckets, so that an item in a lower bucket than a positive is
+strictly nearer. One ``scatter_add`` counts the items per bucket; prefix sums of those
+counts give ``b`` for every item outside the buckets that hold a positive, and only the
+items inside them (a few per positive) are compared with that bucket's positives,
+distance then gallery index. Excluded items go to an extra bucket that counts for nothing.
+The identity-deduplicated rank of the first positive is 1 + the number of distinct
+identities with a kept item before it: those with an item in a lower bucket (listed, or
+from each identity's lowest bucket when they are many) and those of the tied items before
+it. Rows with an infinite or NaN distance, or all equal, are first replaced by their ranks
+under a stable sort. The cost is a few passes over each row, O(G + K) per query whatever
+P is, where a sort costs O(G log G). Chunks of queries are scored by worker threads, each
+running torch single-threaded, within a bounded working memory.
 """
 
 from __future__ import annotations
@@ -60,11 +59,13 @@ _BYTES_PER_ELEMENT = 96
 positive); typical chunks use about 20."""
 
 _ITEMS_PER_BUCKET = 4
-_EARLY_ITEMS_PER_IDENTITY_SCAN = 16
-"""Above one item in this many before the first positives, find their identities with a
-scan of each identity's lowest bucket instead of listing the items."""
 _MIN_BUCKETS = 16
 _MAX_BUCKETS = 2**14
+"""Buckets per row: a gallery item in four, within these bounds."""
+
+_EARLY_ITEMS_PER_IDENTITY_SCAN = 16
+"""Above one item in this many before the first positives, their identities come from
+each identity's lowest bucket (one scan of the chunk) instead of a list of the items."""
 
 SYSU_INFRARED_INDOOR_CAMERA = 3
 SYSU_VISIBLE_SAME_ROOM_CAMERA = 2
@@ -523,7 +524,7 @@ def _scoring_pool(size: int) -> ThreadPoolExecutor:
                 initializer=torch.set_num_threads,
                 initargs=(1,),
             )
-            list(pool.map(lambda _: started.wait(), range(size)))
+            list(pool.map(lambda _: started.wait(timeout=60), range(size)))
             torch.set_num_threads(threads)
             if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
