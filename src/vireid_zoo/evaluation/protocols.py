@@ -226,7 +226,7 @@ def run_trials(
 ) -> MultiTrialResult:
     """Score ``task`` on every trial from the features of the suite's images.
 
-    The distance is the standard one ([`cosine_distance`][], float64), computed in
+    The distance is the standard one ([`cosine_distance`][], float32), computed in
     chunks of queries, so memory stays bounded whatever the gallery size.
 
     Args:
