@@ -598,3 +598,26 @@ def test_one_gallery_item() -> None:
 def test_chunk_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="chunk_size must be at least 1"):
         evaluate(*_tiny_problem(), protocol="regdb", chunk_size=0)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_crowded_buckets_are_re_bucketed_by_rank(protocol: str) -> None:
+    # An outlier stretches each row's range so that nearly every item shares the bucket
+    # of the positives, and a tie group of 200 equal distances holds positives too: such
+    # rows are ranked by a stable sort and bucketed again. Mixed with ordinary rows.
+    rng = np.random.default_rng(21 + PROTOCOLS.index(protocol))
+    num_query, num_gallery = 40, 600
+    distances = rng.standard_normal((num_query, num_gallery))
+    distances[::3, 5] = -1e9
+    distances[1::3, 100:300] = 0.5
+    gallery_pids = rng.integers(0, 30, size=num_gallery)
+    query_pids = rng.integers(0, 30, size=num_query)
+    if protocol == "sysu_mm01":
+        query_cams = rng.choice([3, 6], size=num_query)
+        gallery_cams = rng.choice([1, 2, 4, 5], size=num_gallery)
+    else:
+        query_cams = rng.integers(1, 4, size=num_query)
+        gallery_cams = rng.integers(1, 4, size=num_gallery)
+    problem = (distances, query_pids, gallery_pids, query_cams, gallery_cams)
+    for chunk_size in (None, 1, 6):
+        _assert_matches_reference(problem, protocol, chunk_size=chunk_size)

@@ -54,10 +54,6 @@ WORK_BUDGET_BYTES = 256 * 2**20
 CHUNK_ELEMENTS = 2**20
 """Distance elements a thread scores at once by default (small enough to stay in cache)."""
 
-_BYTES_PER_ELEMENT = 96
-"""Worst-case working memory per distance element of a chunk (every item tied with a
-positive); typical chunks use about 20."""
-
 _ITEMS_PER_BUCKET = 4
 _MIN_BUCKETS = 16
 _MAX_BUCKETS = 2**14
@@ -177,6 +173,17 @@ class _Workspace:
         return buffer[:numel].view(shape)
 
 
+def _row_bytes(num_gallery: int, max_positives: int, num_ids: int) -> int:
+    """Working memory of one query's row, at worst.
+
+    Its distances' buffers, the items that share a bucket with a positive (at most
+    ``16 P + 64`` before a row is re-bucketed by rank), its positives' tables and its
+    identity table.
+    """
+    tied = min(num_gallery, 16 * max_positives + 64)
+    return 32 * num_gallery + 200 * tied + 128 * max_positives + 9 * num_ids
+
+
 def _pack_columns(mask: torch.Tensor, columns: torch.Tensor, pad: int) -> torch.Tensor:
     """Each row's selected columns in ascending order, padded with ``pad`` to a common width."""
     packed = torch.sort(torch.where(mask, columns, pad), dim=1).values
@@ -248,56 +255,71 @@ def _chunk_scores(
     row_ids = torch.arange(n, device=device).unsqueeze(1)
 
     # Bucket index q = (d - min) * (K - 1) / (max - min), truncated: each step is a
-    # correctly rounded monotone operation, so d_i < d_j whenever q_i < q_j.
-    low, high = dist.amin(dim=1), dist.amax(dim=1)
-    span = high - low
-    scale = (num_buckets - 1) / span
-    unusable = ~(torch.isfinite(scale) & torch.isfinite(span) & (span > 0))
-    if bool(unusable.any()):
-        # Infinite or NaN distances, or a row of equal ones: rank the row instead.
-        bad = unusable.nonzero().squeeze(1)
-        dist = dist.clone()
-        dist[bad] = _stable_ranks(dist[bad])
-        low[bad] = 0
-        scale[bad] = (num_buckets - 1) / (num_gallery - 1) if num_gallery > 1 else 0
-    scaled = work.take("scaled", (n, num_gallery), dist.dtype)
-    torch.sub(dist, low.to(dist.dtype).unsqueeze(1), out=scaled)
-    scaled.mul_(scale.to(dist.dtype).unsqueeze(1))
-    bucket = work.take("bucket", (n, num_gallery), torch.int64)
-    bucket.copy_(scaled)
-    # Excluded items go to bucket K, which counts for nothing.
-    nowhere = num_buckets
-    if excluded_in_group is not None and bool(excluded_in_group.any()):
-        columns = _pack_columns(excluded_in_group, group, num_gallery)
-        flat = (row_ids * num_gallery + columns)[columns < num_gallery]
-        bucket.view(-1).index_fill_(0, flat, nowhere)
-    if protocol == "sysu_mm01" and len(gallery.same_room):
-        cam3_rows = (query_cams == SYSU_INFRARED_INDOOR_CAMERA).nonzero()
-        if len(cam3_rows):
-            bucket[cam3_rows, gallery.same_room.unsqueeze(0)] = nowhere
-
-    # The positives in (distance, gallery index) order, and their buckets.
-    columns = _pack_columns(positive, group, num_gallery)
-    width = columns.shape[1]
-    real = columns < num_gallery
-    columns = columns.clamp(max=num_gallery - 1)
-    pos_dist, order = torch.sort(
-        dist.gather(1, columns).masked_fill_(~real, float("inf")), dim=1, stable=True
-    )
-    pos_cols = columns.gather(1, order)
-    pos_bucket = bucket.gather(1, pos_cols)
-
-    # Items per bucket; b of the items outside the positives' buckets.
+    # correctly rounded monotone operation, so d_i < d_j whenever q_i < q_j. Rows whose
+    # range is unusable (an infinite or NaN distance, all equal) are first replaced by
+    # their ranks under a stable sort, and so, on a second pass, are rows whose positives
+    # share their buckets with too many items (an outlier stretching the range, large
+    # tie groups): ranks spread evenly over the buckets.
+    nowhere = num_buckets  # excluded items go to bucket K, which counts for nothing
     slots = num_buckets + 1
-    counts = work.take("counts", (n, slots), torch.int32).zero_()
-    ones = torch.ones(1, dtype=torch.int32, device=device).expand(n, num_gallery)
-    counts.scatter_add_(1, bucket, ones)
+    per_bucket = -(-num_gallery // num_buckets)
+    crowded = None
+    while True:
+        low, high = dist.amin(dim=1), dist.amax(dim=1)
+        span = high - low
+        scale = (num_buckets - 1) / span
+        unusable = ~(torch.isfinite(scale) & torch.isfinite(span) & (span > 0))
+        if crowded is not None:
+            unusable |= crowded
+        if bool(unusable.any()):
+            bad = unusable.nonzero().squeeze(1)
+            dist = dist.clone()
+            dist[bad] = _stable_ranks(dist[bad])
+            low[bad] = 0
+            scale[bad] = (num_buckets - 1) / (num_gallery - 1) if num_gallery > 1 else 0
+        scaled = work.take("scaled", (n, num_gallery), dist.dtype)
+        torch.sub(dist, low.to(dist.dtype).unsqueeze(1), out=scaled)
+        scaled.mul_(scale.to(dist.dtype).unsqueeze(1))
+        bucket = work.take("bucket", (n, num_gallery), torch.int64)
+        bucket.copy_(scaled)
+        if excluded_in_group is not None and bool(excluded_in_group.any()):
+            columns = _pack_columns(excluded_in_group, group, num_gallery)
+            flat = (row_ids * num_gallery + columns)[columns < num_gallery]
+            bucket.view(-1).index_fill_(0, flat, nowhere)
+        if protocol == "sysu_mm01" and len(gallery.same_room):
+            cam3_rows = (query_cams == SYSU_INFRARED_INDOOR_CAMERA).nonzero()
+            if len(cam3_rows):
+                bucket[cam3_rows, gallery.same_room.unsqueeze(0)] = nowhere
+
+        # The positives in (distance, gallery index) order, and their buckets.
+        columns = _pack_columns(positive, group, num_gallery)
+        width = columns.shape[1]
+        real = columns < num_gallery
+        columns = columns.clamp(max=num_gallery - 1)
+        pos_dist, order = torch.sort(
+            dist.gather(1, columns).masked_fill_(~real, float("inf")), dim=1, stable=True
+        )
+        pos_cols = columns.gather(1, order)
+        pos_bucket = bucket.gather(1, pos_cols)
+
+        # Items per bucket, and the work of comparing the items of the positives' buckets
+        # with those positives (its sum over the positives of their bucket's items).
+        counts = work.take("counts", (n, slots), torch.int32).zero_()
+        ones = torch.ones(1, dtype=torch.int32, device=device).expand(n, num_gallery)
+        counts.scatter_add_(1, bucket, ones)
+        at = pos_bucket.masked_fill(~real, 0)
+        items_at = counts.gather(1, at).long().masked_fill_(~real, 0)
+        if crowded is not None:
+            break
+        crowded = items_at.sum(dim=1) > 4 * per_bucket * num_positives + 64
+        if not bool(crowded.any()):
+            break
+
     upto = torch.cumsum(
         counts, 1, dtype=torch.int32, out=work.take("upto", (n, slots), torch.int32)
     )
-    at = pos_bucket.masked_fill(~real, 0)
     upto_at = upto.gather(1, at).long()
-    below_at = upto_at - counts.gather(1, at)
+    below_at = upto_at - items_at
     kept = upto[:, num_buckets - 1 : num_buckets].long()
     # hist[k]: kept items with exactly k positives before them. Those in no positive's
     # bucket lie between the buckets of positives k - 1 and k.
@@ -580,7 +602,8 @@ def _evaluate_chunked(
 
     threads = torch.get_num_threads() if device.type == "cpu" else 1
     if chunk_size is None:
-        by_budget = WORK_BUDGET_BYTES // (threads * _BYTES_PER_ELEMENT * num_gallery)
+        row_bytes = _row_bytes(num_gallery, gallery.groups.shape[1], gallery.num_ids)
+        by_budget = WORK_BUDGET_BYTES // (threads * row_bytes)
         by_cache = CHUNK_ELEMENTS // num_gallery
         chunk_size = max(1, min(by_budget, by_cache, -(-num_query // threads)))
     starts = iter(range(0, num_query, chunk_size))
