@@ -8,6 +8,8 @@ rank, INP = (number of positives) / (rank of the last positive).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -621,3 +623,33 @@ def test_crowded_buckets_are_re_bucketed_by_rank(protocol: str) -> None:
     problem = (distances, query_pids, gallery_pids, query_cams, gallery_cams)
     for chunk_size in (None, 1, 6):
         _assert_matches_reference(problem, protocol, chunk_size=chunk_size)
+
+
+def test_a_forked_child_evaluates_with_its_own_threads() -> None:
+    # The worker threads of the parent do not exist in a forked child (a DataLoader
+    # worker, say): the child starts its own and gives the parent's numbers.
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    rng = np.random.default_rng(2)
+    problem = (
+        rng.standard_normal((50, 40)),
+        rng.integers(0, 5, 50),
+        rng.integers(0, 5, 40),
+        rng.integers(1, 4, 50),
+        rng.integers(1, 4, 40),
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = evaluate(*problem, protocol="llcm", chunk_size=5).mAP  # starts the pool
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            in_child = pool.apply_async(_child_map, (problem,)).get(timeout=120)
+    finally:
+        torch.set_num_threads(threads)
+    assert in_child == expected
+
+
+def _child_map(problem: tuple[np.ndarray, ...]) -> float:
+    torch.set_num_threads(2)
+    return evaluate(*problem, protocol="llcm", chunk_size=5).mAP

@@ -523,7 +523,16 @@ def evaluate_features(
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
-_pool_pid = 0
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads do not exist there."""
+    global _pool_lock, _pool, _pool_size
+    _pool_lock, _pool, _pool_size = threading.Lock(), None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _scoring_pool(size: int) -> ThreadPoolExecutor:
@@ -532,12 +541,13 @@ def _scoring_pool(size: int) -> ThreadPoolExecutor:
     Chunks are scored by these threads instead of by OpenMP inside each torch op: many
     small OpenMP regions, each waiting for all its threads, stall whenever another process
     takes a core, where independent threads do not. The threads persist (starting one
-    costs milliseconds) and hold no memory between evaluations. Their torch setting is
-    per thread: the caller's number of threads is restored once they have started.
+    and switching torch's thread count cost milliseconds each time) and hold no memory
+    between evaluations. Their torch setting is per thread: the caller's number of
+    threads is restored once they have started.
     """
-    global _pool, _pool_size, _pool_pid
+    global _pool, _pool_size
     with _pool_lock:
-        if _pool is None or _pool_size < size or _pool_pid != os.getpid():
+        if _pool is None or _pool_size < size:
             threads = torch.get_num_threads()
             started = threading.Barrier(size)
             pool = ThreadPoolExecutor(
@@ -548,9 +558,9 @@ def _scoring_pool(size: int) -> ThreadPoolExecutor:
             )
             list(pool.map(lambda _: started.wait(timeout=60), range(size)))
             torch.set_num_threads(threads)
-            if _pool is not None and _pool_pid == os.getpid():
+            if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool, _pool_size, _pool_pid = pool, size, os.getpid()
+            _pool, _pool_size = pool, size
         return _pool
 
 
