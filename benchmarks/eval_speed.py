@@ -10,7 +10,7 @@ Every figure is printed next to its baseline, measured in the same run (medians 
   two alternate within one process. Under ``llcm`` (the same exclusion rule) mAP, mINP
   and Rank-1 must equal fast-reid's; under ``regdb`` fast-reid is given disjoint query
   and gallery cameras (so it removes nothing) and the whole CMC must equal too.
-  ``sysu_mm01`` has no fast-reid counterpart: its baseline is the same call.
+  fast-reid has no SYSU-MM01 rule: that row compares times only.
 * ``sysu``: SYSU-MM01 all-search single-shot: 3,803 queries (96 ids, cameras 3 and 6)
   against 301 gallery images (one per existing (id, camera) of cameras 1, 2, 4, 5), 10
   trials with 10 random galleries; ``llcm``: LLCM IR-to-VIS, 8,680 queries (351 ids)
@@ -34,7 +34,7 @@ scores mean nothing. Each case runs in a fresh subprocess, which reports its pea
 (``ru_maxrss``), its RSS once the inputs are allocated, and the difference (the RSS
 includes about 0.7 GB for the torch libraries). CPU times add up all threads of the
 process (``time.process_time``): they measure the work, which other processes' load
-barely changes; wall times are what the user waits.
+changes much less than the wall times the user waits.
 
 fast-reid: ``--fastreid auto`` (default) uses ``rank_cy`` built in a cache directory
 (``~/.cache/vireid-zoo``), building it on first use: a throwaway venv with Cython and
@@ -44,9 +44,10 @@ compiler). ``--fastreid DIR`` uses a directory holding a built ``rank_cy`` modul
 its ``rank_cy.pyx``, built as above); ``--fastreid off`` skips it. When it is
 unavailable the fast-reid columns are skipped with a message.
 
-Usage: ``python benchmarks/eval_speed.py [--cases 4k,sysu,llcm,metric,20k] [--repeats 5]
-[--threads N] [--fastreid auto|off|DIR]``. On 2 cores the default run takes about 10
-minutes, most of it in the feature products of ``llcm`` and ``20k``.
+Usage: ``python benchmarks/eval_speed.py [--cases 4k,sysu,llcm,metric,20k] [--repeats 3]
+[--threads N] [--fastreid auto|off|DIR]``. On an idle 2-core machine the default run
+takes about 8 minutes, most of it in the feature products of ``llcm`` and ``20k``
+(``--repeats 5`` took 47 minutes under a load average of 10).
 """
 
 from __future__ import annotations
@@ -572,7 +573,7 @@ def print_compare(report: dict, repeats: int) -> None:
             line += ", ".join(f"{key} {a:.6f} / {b:.6f}" for key, (a, b) in pairs.items())
             if "cmc_max_abs_diff" in checks:
                 line += f", CMC max diff {checks['cmc_max_abs_diff']:.1e}"
-        print(line)
+        print(line.rstrip())
     print(f"torch.sort of the matrix alone: {sort_wall:.3f} s wall, {sort_cpu:.3f} s CPU")
 
 
@@ -595,7 +596,7 @@ def main() -> None:
     parser.add_argument(
         "--cases", default="4k,sysu,llcm,metric,20k", help="comma-separated: " + ",".join(CASES)
     )
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each method")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument(
         "--fastreid", default="auto", help="auto (build in a cache), off, or a directory"
