@@ -17,7 +17,7 @@ Every figure is printed next to its baseline, measured in the same run (medians 
   against 3,100 images, 10 trials. Methods: ``features`` (``evaluate_features``:
   distance and scoring), ``fastreid`` (the standard code's float32 numpy distance, then
   ``evaluate_cy``), ``distmat`` (``evaluate`` of a precomputed float64 matrix),
-  ``reference`` (the per-query loop of ``tests/reference_eval.py``, the AGW ``eval_sysu``
+  ``reference`` (the per-query loop of ``tests/helpers/reference_eval.py``, the AGW ``eval_sysu``
   procedure, on the same matrix), ``rerank`` (``k_reciprocal_rerank`` + ``evaluate``,
   one trial).
 * ``metric``: ``RetrievalMetric.compute`` of a SYSU-MM01-sized suite (3,803 infrared
@@ -87,7 +87,7 @@ from vireid_zoo.evaluation.functional import (  # noqa: E402
 from vireid_zoo.evaluation.rerank import RerankConfig, k_reciprocal_rerank  # noqa: E402
 
 FEATURE_DIM = 2048
-TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
+TESTS_DIR = Path(__file__).resolve().parents[1] / "tests" / "helpers"
 FASTREID_VERSION = "1.4.0"
 FASTREID_PYX = "fastreid/evaluation/rank_cylib/rank_cy.pyx"
 MEMORY_LIMIT_MB = 1024

@@ -495,7 +495,7 @@ def evaluate_features(
         gallery_cams: Camera of each gallery item.
         protocol: The exclusion and CMC rule, as in [`evaluate`][].
         max_rank: CMC length.
-        chunk_size: Queries scored at once (default as in :func:`evaluate`).
+        chunk_size: Queries scored at once (default as in [`evaluate`][]).
         dtype: Precision of the distance. The standard code multiplies float32 features;
             float64 costs about twice the time on CPUs and far more on most GPUs.
     """
