@@ -653,3 +653,35 @@ def test_a_forked_child_evaluates_with_its_own_threads() -> None:
 def _child_map(problem: tuple[np.ndarray, ...]) -> float:
     torch.set_num_threads(2)
     return evaluate(*problem, protocol="llcm", chunk_size=5).mAP
+
+
+@pytest.mark.parametrize("mode", ["inference", "grad"])
+def test_worker_threads_follow_the_callers_inference_mode_and_record_no_graph(
+    mode: str,
+) -> None:
+    # A Lightning test loop evaluates under torch.inference_mode(): its tensors are
+    # inference tensors, which the worker threads (whose modes are their own) must be
+    # able to fill. Features that require grad give the same numbers and no graph.
+    generator = torch.Generator().manual_seed(4)
+    query = torch.randn(60, 8, generator=generator, requires_grad=mode == "grad")
+    gallery = torch.randn(30, 8, generator=generator)
+    labels = (
+        torch.randint(0, 4, (60,), generator=generator),
+        torch.randint(0, 4, (30,), generator=generator),
+        torch.randint(1, 4, (60,), generator=generator),
+        torch.randint(1, 4, (30,), generator=generator),
+    )
+    expected = evaluate_features(query.detach(), gallery, *labels, protocol="llcm")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        if mode == "inference":
+            with torch.inference_mode():
+                result = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=7)
+        else:
+            result = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=7)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(result.cmc, expected.cmc, rtol=0, atol=0)
+    assert (result.mAP, result.mINP) == (expected.mAP, expected.mINP)
+    assert not result.cmc.requires_grad

@@ -619,7 +619,15 @@ def _evaluate_chunked(
     starts = iter(range(0, num_query, chunk_size))
     starts_lock = threading.Lock()
 
+    # Grad and inference modes are per thread: the workers take the caller's inference
+    # mode (a Lightning test loop's outputs are inference tensors) and record no graph.
+    inference = torch.is_inference_mode_enabled()
+
     def score_chunks() -> None:
+        with torch.inference_mode(inference), torch.no_grad():
+            _score_chunks()
+
+    def _score_chunks() -> None:
         work = _Workspace(device)
         while True:
             with starts_lock:
