@@ -8,6 +8,7 @@ rank, INP = (number of positives) / (rank of the last positive).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from fractions import Fraction
@@ -655,13 +656,14 @@ def _child_map(problem: tuple[np.ndarray, ...]) -> float:
     return evaluate(*problem, protocol="llcm", chunk_size=5).mAP
 
 
-@pytest.mark.parametrize("mode", ["inference", "grad"])
+@pytest.mark.parametrize("mode", ["inference", "grad", "autocast"])
 def test_worker_threads_follow_the_callers_inference_mode_and_record_no_graph(
     mode: str,
 ) -> None:
     # A Lightning test loop evaluates under torch.inference_mode(): its tensors are
     # inference tensors, which the worker threads (whose modes are their own) must be
-    # able to fill. Features that require grad give the same numbers and no graph.
+    # able to fill. Features that require grad give the same numbers and no graph, and
+    # an autocast region does not lower the distance's precision.
     generator = torch.Generator().manual_seed(4)
     query = torch.randn(60, 8, generator=generator, requires_grad=mode == "grad")
     gallery = torch.randn(30, 8, generator=generator)
@@ -676,10 +678,15 @@ def test_worker_threads_follow_the_callers_inference_mode_and_record_no_graph(
     torch.set_num_threads(2)
     try:
         if mode == "inference":
-            with torch.inference_mode():
-                result = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=7)
+            context = torch.inference_mode()
+        elif mode == "autocast":
+            context = torch.autocast("cpu", dtype=torch.bfloat16)
         else:
+            context = contextlib.nullcontext()
+        with context:
             result = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=7)
+            inline = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=60)
+        assert (inline.mAP, inline.mINP) == (expected.mAP, expected.mINP)
     finally:
         torch.set_num_threads(threads)
     torch.testing.assert_close(result.cmc, expected.cmc, rtol=0, atol=0)

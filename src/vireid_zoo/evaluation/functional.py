@@ -39,6 +39,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -619,12 +620,18 @@ def _evaluate_chunked(
     starts = iter(range(0, num_query, chunk_size))
     starts_lock = threading.Lock()
 
-    # Grad and inference modes are per thread: the workers take the caller's inference
-    # mode (a Lightning test loop's outputs are inference tensors) and record no graph.
+    # Grad, inference and autocast modes are per thread: the workers take the caller's
+    # inference mode (a Lightning test loop's outputs are inference tensors), record no
+    # graph and, like the caller's thread, never autocast (`dtype` is the distance's).
     inference = torch.is_inference_mode_enabled()
+    autocast = device.type in ("cpu", "cuda")
 
     def score_chunks() -> None:
-        with torch.inference_mode(inference), torch.no_grad():
+        with (
+            torch.inference_mode(inference),
+            torch.no_grad(),
+            torch.autocast(device.type, enabled=False) if autocast else nullcontext(),
+        ):
             _score_chunks()
 
     def _score_chunks() -> None:
