@@ -8,6 +8,9 @@ rank, INP = (number of positives) / (rank of the last positive).
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -15,6 +18,7 @@ import pytest
 import torch
 
 from helpers.reference_eval import reference_evaluate
+from vireid_zoo.evaluation import functional
 from vireid_zoo.evaluation.functional import (
     PROTOCOLS,
     RetrievalResult,
@@ -375,3 +379,316 @@ def test_all_queries_invalid_is_rejected_with_a_hint() -> None:
 def test_max_rank_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_rank must be at least 1"):
         evaluate(*_tiny_problem(), protocol="regdb", max_rank=0)
+
+
+# The bucket-count algorithm: its special paths, forced on random problems and checked
+# against the per-query reference loop (exact CMC, mAP and mINP to 1e-12).
+
+
+def _assert_matches_reference(
+    problem: tuple[np.ndarray, ...], protocol: str, max_rank: int = 20, **kwargs: object
+) -> RetrievalResult | None:
+    try:
+        reference = reference_evaluate(*problem, protocol=protocol, max_rank=max_rank)
+    except ValueError:
+        with pytest.raises(ValueError, match="no query has a matching identity"):
+            evaluate(*problem, protocol=protocol, max_rank=max_rank, **kwargs)
+        return None
+    result = evaluate(*problem, protocol=protocol, max_rank=max_rank, **kwargs)
+    np.testing.assert_array_equal(result.cmc.numpy(), reference.cmc)
+    assert abs(result.mAP - reference.mAP) <= 1e-12
+    assert abs(result.mINP - reference.mINP) <= 1e-12
+    assert result.num_queries == reference.num_queries
+    assert result.num_valid_queries == reference.num_valid_queries
+    return result
+
+
+def _with_specials(rng: np.random.Generator, distances: np.ndarray) -> np.ndarray:
+    """Sprinkle ties, infinities, NaN or constant rows into some problems."""
+    distances = distances.copy()
+    choice = rng.random()
+    if choice < 0.1:
+        distances[rng.random(distances.shape) < 0.3] = np.inf
+    elif choice < 0.2:
+        distances[rng.random(distances.shape) < 0.3] = -np.inf
+    elif choice < 0.3:
+        distances[rng.random(distances.shape) < 0.3] = np.nan
+    elif choice < 0.4:
+        distances[rng.integers(len(distances))] = 0.25  # one row of equal distances
+    elif choice < 0.5:
+        distances = np.round(distances, 0)  # few distinct values: large tie groups
+    return distances
+
+
+@pytest.mark.parametrize("buckets", [1, 2, 3, 16])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_few_buckets_put_many_items_beside_the_positives(
+    protocol: str, buckets: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With K buckets per row whatever the gallery, most items share a bucket with a
+    # positive (K = 1: every item), so most ranks come from the exact comparisons.
+    monkeypatch.setattr(functional, "_MIN_BUCKETS", buckets)
+    monkeypatch.setattr(functional, "_ITEMS_PER_BUCKET", 10**9)
+    rng = np.random.default_rng([buckets, PROTOCOLS.index(protocol)])
+    checked = 0
+    for _ in range(120):
+        distances, *labels = _random_problem(rng, protocol)
+        problem = (_with_specials(rng, distances), *labels)
+        chunk_size = [None, 1, 4][int(rng.integers(3))]
+        max_rank = int(rng.integers(1, 30))
+        checked += (
+            _assert_matches_reference(problem, protocol, max_rank, chunk_size=chunk_size)
+            is not None
+        )
+    assert checked > 70
+
+
+@pytest.mark.parametrize("items_per_scan", [0, 10**9])
+@pytest.mark.parametrize("protocol", ["sysu_mm01", "llcm"])
+def test_identities_before_the_first_positive_listed_or_scanned(
+    protocol: str, items_per_scan: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0: always list the items before the first positive's bucket; 10**9: always take
+    # each identity's lowest bucket. Both give the distinct identities before it.
+    monkeypatch.setattr(functional, "_EARLY_ITEMS_PER_IDENTITY_SCAN", items_per_scan)
+    rng = np.random.default_rng([items_per_scan % 7, PROTOCOLS.index(protocol)])
+    for buckets in (1, 3, 16):
+        monkeypatch.setattr(functional, "_MIN_BUCKETS", buckets)
+        for _ in range(60):
+            distances, *labels = _random_problem(rng, protocol)
+            _assert_matches_reference((_with_specials(rng, distances), *labels), protocol)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_infinite_and_nan_distances_rank_as_a_stable_sort_does(protocol: str) -> None:
+    # g0: inf pid 1 | g1: nan pid 1 | g2: 0.3 pid 2 | g3: -inf pid 2 | g4: inf pid 1
+    # Stable order (NaN last): g3 (2), g2 (2), g0 (1, +), g4 (1, +), g1 (1, +).
+    # Query pid 1 (cam 6; gallery cams 1): positives at ranks 3, 4, 5.
+    # AP = (1/3 + 2/4 + 3/5) / 3 = 43/90; INP = 3/5; identities 2, 1 -> rank 2;
+    # images -> rank 3.
+    row = [[np.inf, np.nan, 0.3, -np.inf, np.inf]]
+    result = _evaluate(row, [1], [1, 1, 2, 2, 1], [6], [1] * 5, protocol, 4)
+    cmc = [0, 0, 1, 1] if protocol == "regdb" else [0, 1, 1, 1]
+    _check(result, cmc, Fraction(43, 90), Fraction(3, 5))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_rows_of_equal_distances_rank_in_gallery_order(protocol: str) -> None:
+    # Every distance of both rows is 7: the ranking is the gallery order. Gallery pids
+    # 3, 1, 2, 1 (cams 1); q0 pid 1: positives at 2, 4 -> AP = (1/2 + 2/4) / 2 = 1/2,
+    # INP = 2/4; q1 pid 2: positive at 3 -> AP = INP = 1/3.
+    # Identities: q0 sees 3 then 1 -> rank 2; q1 sees 3, 1, 2 -> rank 3.
+    result = _evaluate([[7, 7, 7, 7]] * 2, [1, 2], [3, 1, 2, 1], [6, 6], [1] * 4, protocol, 4)
+    # Both CMC conventions: q0 hits at rank 2, q1 at rank 3.
+    _check(result, [0, 0.5, 1, 1], Fraction(5, 12), Fraction(5, 12))
+
+
+def test_a_query_whose_positives_are_all_excluded_is_invalid_beside_valid_ones() -> None:
+    rng = np.random.default_rng(5)
+    num_gallery = 40
+    gallery_pids = np.repeat(np.arange(8), 5)
+    distances = rng.standard_normal((6, num_gallery))
+    # LLCM: query 0 (pid 0, cam 4) meets pid 0 only on camera 4; SYSU: query 0 (pid 0,
+    # cam 3) meets pid 0 only on camera 2. Both are invalid, the other queries are not.
+    llcm_cams = rng.integers(1, 4, size=num_gallery)
+    llcm_cams[gallery_pids == 0] = 4
+    llcm = (distances, np.arange(6), gallery_pids, np.array([4, 1, 1, 2, 2, 3]), llcm_cams)
+    sysu_cams = rng.choice([1, 4, 5], size=num_gallery)
+    sysu_cams[gallery_pids == 0] = 2
+    sysu = (distances, np.arange(6), gallery_pids, np.array([3, 6, 3, 6, 3, 6]), sysu_cams)
+    for problem, protocol in ((llcm, "llcm"), (sysu, "sysu_mm01")):
+        for chunk_size in (None, 1, 2, 5):
+            result = _assert_matches_reference(problem, protocol, chunk_size=chunk_size)
+            assert result is not None
+            assert (result.num_queries, result.num_valid_queries) == (6, 5)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_many_positives_with_ties_and_max_rank_beyond_the_gallery(protocol: str) -> None:
+    # Two identities of 150 images each, distances on a coarse grid (many ties between
+    # and among positives), max_rank 400 > 300 images > 2 identities.
+    rng = np.random.default_rng(PROTOCOLS.index(protocol))
+    gallery_pids = rng.permutation(np.repeat([4, 9], 150))
+    gallery_cams = rng.choice([1, 2, 4, 5], size=300)
+    query_pids = rng.choice([4, 9], size=23)
+    query_cams = rng.choice([3, 6], size=23)
+    distances = np.round(rng.standard_normal((23, 300)), 1)
+    problem = (distances, query_pids, gallery_pids, query_cams, gallery_cams)
+    for chunk_size in (None, 1, 7):
+        _assert_matches_reference(problem, protocol, max_rank=400, chunk_size=chunk_size)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_larger_problem_against_the_reference_with_threads(protocol: str) -> None:
+    # A few hundred queries against 1,500 images of 60 identities: real bucket counts,
+    # items before the first positive scanned by identity, several chunks on 1 to 3
+    # threads.
+    rng = np.random.default_rng(11 + PROTOCOLS.index(protocol))
+    num_query, num_gallery = 230, 1500
+    gallery_pids = rng.integers(0, 60, size=num_gallery)
+    query_pids = rng.integers(0, 64, size=num_query)  # some identities absent: invalid
+    if protocol == "sysu_mm01":
+        query_cams = rng.choice([3, 6], size=num_query)
+        gallery_cams = rng.choice([1, 2, 4, 5], size=num_gallery)
+    else:
+        query_cams = rng.integers(1, 10, size=num_query)
+        gallery_cams = rng.integers(1, 10, size=num_gallery)
+    distances = rng.standard_normal((num_query, num_gallery))
+    distances[:, ::7] = np.round(distances[:, ::7], 2)  # some ties
+    problem = (distances, query_pids, gallery_pids, query_cams, gallery_cams)
+    threads = torch.get_num_threads()
+    try:
+        for num_threads, chunk_size in ((1, None), (2, None), (3, 17), (2, 1)):
+            torch.set_num_threads(num_threads)
+            _assert_matches_reference(problem, protocol, chunk_size=chunk_size)
+            assert torch.get_num_threads() == num_threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_float32_and_other_dtypes_rank_as_their_float64_values(protocol: str) -> None:
+    rng = np.random.default_rng(3)
+    distances = np.round(rng.standard_normal((30, 50)), 2)
+    labels = (
+        rng.integers(0, 6, size=30),
+        rng.integers(0, 6, size=50),
+        rng.choice([3, 6], size=30),
+        rng.choice([1, 2, 4, 5], size=50),
+    )
+    as64 = evaluate(
+        torch.tensor(distances, dtype=torch.float32).double(), *labels, protocol=protocol
+    )
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        low = torch.tensor(distances, dtype=dtype)
+        result = evaluate(low, *labels, protocol=protocol)
+        upcast = evaluate(low.double(), *labels, protocol=protocol)
+        torch.testing.assert_close(result.cmc, upcast.cmc, rtol=0, atol=0)
+        assert (result.mAP, result.mINP) == (upcast.mAP, upcast.mINP)
+        if dtype == torch.float32:
+            assert (result.mAP, result.mINP) == (as64.mAP, as64.mINP)
+    scaled = np.round(distances * 100).astype(np.int64)  # the same order, as integers
+    from_ints = evaluate(scaled, *labels, protocol=protocol)
+    from_floats = evaluate(scaled.astype(np.float64), *labels, protocol=protocol)
+    assert (from_ints.mAP, from_ints.mINP) == (from_floats.mAP, from_floats.mINP)
+
+
+def test_a_non_contiguous_matrix_gives_the_same_result() -> None:
+    rng = np.random.default_rng(8)
+    gallery_by_query = rng.standard_normal((45, 31))  # transposed below: a strided view
+    labels = (
+        rng.integers(0, 5, 31),
+        rng.integers(0, 5, 45),
+        rng.integers(1, 4, 31),
+        rng.integers(1, 4, 45),
+    )
+    view = torch.from_numpy(gallery_by_query).T
+    assert not view.is_contiguous()
+    for protocol in PROTOCOLS:
+        strided = evaluate(view, *labels, protocol=protocol, chunk_size=4)
+        packed = evaluate(view.contiguous(), *labels, protocol=protocol, chunk_size=4)
+        torch.testing.assert_close(strided.cmc, packed.cmc, rtol=0, atol=0)
+        assert (strided.mAP, strided.mINP) == (packed.mAP, packed.mINP)
+
+
+def test_one_gallery_item() -> None:
+    for protocol in PROTOCOLS:
+        result = _evaluate([[0.5], [np.inf], [-1.0]], [1, 1, 2], [1], [6, 6, 6], [1], protocol, 3)
+        _check(result, [1, 1, 1], 1, 1)
+        assert result.num_valid_queries == 2
+
+
+def test_chunk_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="chunk_size must be at least 1"):
+        evaluate(*_tiny_problem(), protocol="regdb", chunk_size=0)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_crowded_buckets_are_re_bucketed_by_rank(protocol: str) -> None:
+    # An outlier stretches each row's range so that nearly every item shares the bucket
+    # of the positives, and a tie group of 200 equal distances holds positives too: such
+    # rows are ranked by a stable sort and bucketed again. Mixed with ordinary rows.
+    rng = np.random.default_rng(21 + PROTOCOLS.index(protocol))
+    num_query, num_gallery = 40, 600
+    distances = rng.standard_normal((num_query, num_gallery))
+    distances[::3, 5] = -1e9
+    distances[1::3, 100:300] = 0.5
+    gallery_pids = rng.integers(0, 30, size=num_gallery)
+    query_pids = rng.integers(0, 30, size=num_query)
+    if protocol == "sysu_mm01":
+        query_cams = rng.choice([3, 6], size=num_query)
+        gallery_cams = rng.choice([1, 2, 4, 5], size=num_gallery)
+    else:
+        query_cams = rng.integers(1, 4, size=num_query)
+        gallery_cams = rng.integers(1, 4, size=num_gallery)
+    problem = (distances, query_pids, gallery_pids, query_cams, gallery_cams)
+    for chunk_size in (None, 1, 6):
+        _assert_matches_reference(problem, protocol, chunk_size=chunk_size)
+
+
+def test_a_forked_child_evaluates_with_its_own_threads() -> None:
+    # The worker threads of the parent do not exist in a forked child (a DataLoader
+    # worker, say): the child starts its own and gives the parent's numbers.
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    rng = np.random.default_rng(2)
+    problem = (
+        rng.standard_normal((50, 40)),
+        rng.integers(0, 5, 50),
+        rng.integers(0, 5, 40),
+        rng.integers(1, 4, 50),
+        rng.integers(1, 4, 40),
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = evaluate(*problem, protocol="llcm", chunk_size=5).mAP  # starts the pool
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            in_child = pool.apply_async(_child_map, (problem,)).get(timeout=120)
+    finally:
+        torch.set_num_threads(threads)
+    assert in_child == expected
+
+
+def _child_map(problem: tuple[np.ndarray, ...]) -> float:
+    torch.set_num_threads(2)
+    return evaluate(*problem, protocol="llcm", chunk_size=5).mAP
+
+
+@pytest.mark.parametrize("mode", ["inference", "grad", "autocast"])
+def test_worker_threads_follow_the_callers_inference_mode_and_record_no_graph(
+    mode: str,
+) -> None:
+    # A Lightning test loop evaluates under torch.inference_mode(): its tensors are
+    # inference tensors, which the worker threads (whose modes are their own) must be
+    # able to fill. Features that require grad give the same numbers and no graph, and
+    # an autocast region does not lower the distance's precision.
+    generator = torch.Generator().manual_seed(4)
+    query = torch.randn(60, 8, generator=generator, requires_grad=mode == "grad")
+    gallery = torch.randn(30, 8, generator=generator)
+    labels = (
+        torch.randint(0, 4, (60,), generator=generator),
+        torch.randint(0, 4, (30,), generator=generator),
+        torch.randint(1, 4, (60,), generator=generator),
+        torch.randint(1, 4, (30,), generator=generator),
+    )
+    expected = evaluate_features(query.detach(), gallery, *labels, protocol="llcm")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        if mode == "inference":
+            context = torch.inference_mode()
+        elif mode == "autocast":
+            context = torch.autocast("cpu", dtype=torch.bfloat16)
+        else:
+            context = contextlib.nullcontext()
+        with context:
+            result = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=7)
+            inline = evaluate_features(query, gallery, *labels, protocol="llcm", chunk_size=60)
+        assert (inline.mAP, inline.mINP) == (expected.mAP, expected.mINP)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(result.cmc, expected.cmc, rtol=0, atol=0)
+    assert (result.mAP, result.mINP) == (expected.mAP, expected.mINP)
+    assert not result.cmc.requires_grad
