@@ -9,6 +9,7 @@ checkpoints keep plain ``net.*`` names, and weights saved through a hand-made
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -172,59 +173,70 @@ def test_a_half_precision_step_does_not_depend_on_process_wide_modes(
 # channels_last and compile ----------------------------------------------------------------
 
 
-def fit_one_step(root: Path, directory: Path, **recipe: Any) -> tuple[AGWModule, Path]:
-    """One SGD step of a tiny AGW; returns the module and its checkpoint."""
+@dataclass
+class Run:
+    """One SGD step of a tiny AGW: the module, its checkpoint, what it started from."""
+
+    module: AGWModule
+    checkpoint: Path
+    initial: dict[str, torch.Tensor]
+    graphs: int
+    """Graphs torch.compile captured during the fit."""
+
+
+def fit_one_step(root: Path, directory: Path, **recipe: Any) -> Run:
     data = datamodule(root)
     module = build(AGWModule, data.num_classes, **recipe)
-    module.initial_state = {k: v.clone() for k, v in module.state_dict().items()}
+    initial = {k: v.clone() for k, v in module.state_dict().items()}
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     run = trainer(directory)
     run.fit(module, datamodule=data)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs
     path = directory / "one_step.ckpt"
     run.save_checkpoint(path)
-    return module, path
+    return Run(module, path, initial, graphs)
 
 
-def assert_same_step(expected: AGWModule, got: AGWModule) -> None:
+def assert_same_step(expected: Run, got: Run) -> None:
     """The same weights after the step, and the same update (the step did change them)."""
-    after = got.state_dict()
-    assert after.keys() == expected.state_dict().keys()
+    after = got.module.state_dict()
+    assert after.keys() == expected.initial.keys()
     changed = 0
-    for key, value in expected.state_dict().items():
+    for key, value in expected.module.state_dict().items():
         if not value.is_floating_point():
             assert torch.equal(after[key], value), key
             continue
-        update = value - expected.initial_state[key]
+        update = value - expected.initial[key]
         changed += bool(update.abs().max() > 0)
-        torch.testing.assert_close(after[key] - got.initial_state[key], update, msg=key)
+        torch.testing.assert_close(after[key] - got.initial[key], update, msg=key)
     assert changed > 20
 
 
 @pytest.fixture(scope="module")
-def eager_run(sysu_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[AGWModule, Path]:
+def eager_run(sysu_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return fit_one_step(sysu_root, tmp_path_factory.mktemp("eager"))
 
 
 @pytest.fixture(scope="module")
-def compiled_run(
-    sysu_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[AGWModule, Path]:
+def compiled_run(sysu_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return fit_one_step(sysu_root, tmp_path_factory.mktemp("compiled"), compile=True)
 
 
 def test_channels_last_trains_as_the_default_layout(
-    eager_run: tuple[AGWModule, Path], sysu_root: Path, tmp_path: Path
+    eager_run: Run, sysu_root: Path, tmp_path: Path
 ) -> None:
-    module, path = fit_one_step(sysu_root, tmp_path, channels_last=True)
+    run = fit_one_step(sysu_root, tmp_path, channels_last=True)
+    module, path = run.module, run.checkpoint
     conv = module.net.backbone.visible_stages[0].conv1
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
-    assert_same_step(eager_run[0], module)
+    assert_same_step(eager_run, run)
     # Its checkpoint loads into a module of the default layout, and the reverse.
     plain = AGWModule.load_from_checkpoint(path, channels_last=False)
     assert plain.net.backbone.visible_stages[0].conv1.weight.is_contiguous()
     for key, value in module.state_dict().items():
         assert torch.equal(plain.state_dict()[key], value), key
-    again = AGWModule.load_from_checkpoint(eager_run[1], channels_last=True)
+    again = AGWModule.load_from_checkpoint(eager_run.checkpoint, channels_last=True)
     again.configure_model()
     assert again.net.backbone.visible_stages[0].conv1.weight.is_contiguous(
         memory_format=torch.channels_last
@@ -232,20 +244,15 @@ def test_channels_last_trains_as_the_default_layout(
 
 
 @pytest.mark.slow
-def test_a_compiled_training_step_equals_the_eager_one(
-    eager_run: tuple[AGWModule, Path], compiled_run: tuple[AGWModule, Path]
-) -> None:
-    compiled = compiled_run[0]
-    assert compiled._compiled is not None
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # inductor did run
-    assert_same_step(eager_run[0], compiled)
+def test_a_compiled_training_step_equals_the_eager_one(eager_run: Run, compiled_run: Run) -> None:
+    assert compiled_run.module._compiled is not None
+    assert compiled_run.graphs > 0 and eager_run.graphs == 0  # the compiled step did run
+    assert_same_step(eager_run, compiled_run)
 
 
 @pytest.mark.slow
-def test_compiled_extraction_equals_eager_and_loads_an_eager_checkpoint(
-    eager_run: tuple[AGWModule, Path],
-) -> None:
-    eager, path = eager_run
+def test_compiled_extraction_equals_eager_and_loads_an_eager_checkpoint(eager_run: Run) -> None:
+    eager, path = eager_run.module, eager_run.checkpoint
     compiled = AGWModule.load_from_checkpoint(path, compile=True)
     compiled.configure_model()
     torch.manual_seed(1)
@@ -258,12 +265,9 @@ def test_compiled_extraction_equals_eager_and_loads_an_eager_checkpoint(
 
 @pytest.mark.slow
 def test_a_compiled_runs_checkpoint_has_plain_names_and_tests_uncompiled(
-    compiled_run: tuple[AGWModule, Path],
-    sysu_root: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    compiled_run: Run, sysu_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module, path = compiled_run
+    module, path = compiled_run.module, compiled_run.checkpoint
     state = torch.load(path, weights_only=True)["state_dict"]
     assert state and all(k.startswith("net.") and "_orig_mod" not in k for k in state)
     plain = AGWModule.load_from_checkpoint(path, compile=False)
