@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -42,6 +44,14 @@ def fit(root: Path, max_epochs: int, directory: Path, ckpt_path: Path | None = N
     return module
 
 
+@pytest.fixture
+def deterministic_algorithms() -> Iterator[None]:
+    """Trainer(deterministic=True) turns torch's deterministic mode on for the whole process."""
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
+@pytest.mark.usefixtures("deterministic_algorithms")
 def test_resumed_fit_equals_uninterrupted_fit(sysu_root: Path, tmp_path: Path) -> None:
     uninterrupted = fit(sysu_root, 2, tmp_path / "a")
     first_epoch = fit(sysu_root, 1, tmp_path / "b")

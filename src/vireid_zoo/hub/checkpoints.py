@@ -12,7 +12,7 @@ from typing import Any
 from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.contract import CHECKPOINT_CFG_KEY, PretrainedConfig
-from vireid_zoo.core.weights import WeightsMismatchError
+from vireid_zoo.core.weights import WeightsMismatchError, align_compiled_names
 from vireid_zoo.models.base import (
     CHECKPOINT_KEY,
     VIReIDModule,
@@ -115,7 +115,8 @@ def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]
     The module class is the one the checkpoint records (every zoo module records it, from
     the CLI or from Python); it must be a vireid-zoo class. The network is rebuilt from the
     checkpoint's specification without its ImageNet initialisation (the checkpoint's
-    weights replace it), so nothing is downloaded.
+    weights replace it), so nothing is downloaded. Weights saved through a hand-made
+    ``torch.compile(module.net)`` (``net._orig_mod.*``) load too.
     """
     content = read_checkpoint(checkpoint)
     hparams = dict(content.get("hyper_parameters", {}))
@@ -125,7 +126,8 @@ def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]
     module_class = module_class_named(name, str(checkpoint))
     with loading_trained_weights():
         module = module_class(**{**hparams, "init_from": None})
-    module.load_state_dict(content["state_dict"])
+    state = align_compiled_names(module.state_dict(), content["state_dict"], str(checkpoint))
+    module.load_state_dict(state)
     return module.eval(), content
 
 

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.distance import pairwise_euclidean
+from vireid_zoo.losses.precision import in_float32
 
 CentreNegatives = Literal["any", "cross_modality"]
 
@@ -105,6 +106,7 @@ class HeteroCenterTripletLoss(nn.Module):
         self.margin = margin
         self.negatives: CentreNegatives = negatives
 
+    @in_float32
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vireid_zoo.losses.precision import in_float32
+
 
 class IdentityLoss(nn.Module):
     r"""Cross-entropy over training identities, with optional label smoothing.
@@ -29,6 +31,7 @@ class IdentityLoss(nn.Module):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
         self.label_smoothing = label_smoothing
 
+    @in_float32
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of logits (B, K) against integer labels (B,) in 0..K-1."""
         return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.distance import pairwise_euclidean
+from vireid_zoo.losses.precision import in_float32
 
 _WRT_EPS = 1e-6
 
@@ -59,6 +60,7 @@ class BatchHardTripletLoss(nn.Module):
         self.soft_margin = soft_margin
         self.normalize_features = normalize_features
 
+    @in_float32
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of features (B, D) with identity labels (B,)."""
         same = _same_identity(features, labels)
@@ -103,6 +105,7 @@ class WeightedRegularizationTripletLoss(nn.Module):
         super().__init__()
         self.normalize_features = normalize_features
 
+    @in_float32
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of features (B, D) with identity labels (B,), over the whole batch."""
         same = _same_identity(features, labels)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import os
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, Self
 
@@ -15,11 +16,13 @@ from lightning.pytorch.utilities import rank_zero_warn
 from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.classes import import_zoo_class
+from vireid_zoo.core.records import Modality
 from vireid_zoo.core.sources import read_config, resolve_files
 from vireid_zoo.core.spawn import refuse_unguarded_spawn
 from vireid_zoo.core.version import __version__
 from vireid_zoo.core.weights import (
     WeightsMismatchError,
+    align_compiled_names,
     compare_weights,
     load_weights_strict,
     read_weights,
@@ -42,6 +45,14 @@ CHECKPOINT_KEY = "vireid_zoo"
 REQUIRED_TERMS = ("loss", "accuracy")
 MODULE_CLASSES: dict[str, type[VIReIDModule]] = {}
 """Module classes by ``module.QualName``; a checkpoint can only name one of these."""
+
+
+@dataclass(frozen=True)
+class CompiledSteps:
+    """What ``torch.compile`` made of a module's step and extraction (``compile=True``)."""
+
+    compute_losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+    extract_features: Callable[[torch.Tensor, Modality], torch.Tensor]
 
 
 class VIReIDModule(EvaluationLoop):
@@ -86,6 +97,12 @@ class VIReIDModule(EvaluationLoop):
             written by ``save_pretrained``. Loading is strict except for the classifier,
             which is re-initialised when the number of identities differs. Applied when
             a fit starts from scratch, never when a checkpoint is restored.
+        compile: Run the training step (network forward and losses) and the feature
+            extraction through ``torch.compile`` (applied in [`configure_model`][], after
+            ``init_from``; weight names do not change, so checkpoints of compiled and
+            uncompiled runs load into each other).
+        channels_last: Keep the network's weights in the ``channels_last`` memory format
+            (faster convolutions on GPUs with tensor cores, and under ``bf16-mixed``).
     """
 
     network_class: ClassVar[type[VIReIDNetwork]] = VIReIDNetwork
@@ -113,6 +130,8 @@ class VIReIDModule(EvaluationLoop):
         rerank: bool = False,
         max_rank: int = 20,
         init_from: str | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         check_choice("optimizer", optimizer, Optimizer)
@@ -132,6 +151,9 @@ class VIReIDModule(EvaluationLoop):
         self.max_rank = max_rank
         self.init_from = init_from
         self._initialised_from: str | None = None
+        self.compile_network = compile
+        self.channels_last = channels_last
+        self._compiled: CompiledSteps | None = None
         # Every constructor argument of the subclass chain, and the network as a
         # specification (never the module itself): checkpoints rebuild the module from it.
         self.save_hyperparameters(ignore=["network"])
@@ -156,7 +178,8 @@ class VIReIDModule(EvaluationLoop):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """[`compute_losses`][], logged as ``train/<term>``; returns the total."""
-        terms = self.compute_losses(batch)
+        compute_losses = self._compiled.compute_losses if self._compiled else self.compute_losses
+        terms = compute_losses(batch)
         missing = [name for name in REQUIRED_TERMS if name not in terms]
         if missing:
             raise KeyError(f"{type(self).__name__}.compute_losses returned no {missing}")
@@ -176,7 +199,7 @@ class VIReIDModule(EvaluationLoop):
             return
         config_path, weights_path = resolve_files(self.init_from)
         saved_class = read_config(config_path).get("network_class")
-        own_class = class_path(type(self.net))
+        own_class = class_path(type(self._uncompiled_net()))
         if saved_class != own_class:
             raise WeightsMismatchError(
                 f"init_from {self.init_from!r} holds a {saved_class} network, but this "
@@ -184,6 +207,29 @@ class VIReIDModule(EvaluationLoop):
             )
         load_weights_strict(self.net, read_weights(weights_path), source=self.init_from)
         self._initialised_from = self.init_from
+
+    def configure_model(self) -> None:
+        """Apply ``channels_last`` and ``compile`` to the network once it is in a Trainer.
+
+        Lightning calls this hook after [`setup`][] (which loads ``init_from``) and
+        before it restores a checkpoint. Neither option renames a weight: the network is
+        converted in place and the compiled functions are kept beside it, never wrapped
+        around it, so checkpoints keep their plain ``net.*`` names. Compilation itself
+        happens at the first call.
+        """
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_network and self._compiled is None:
+            self._compiled = CompiledSteps(
+                compute_losses=torch.compile(self.compute_losses),
+                extract_features=torch.compile(self.net.extract_features),
+            )
+
+    def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """``net.extract_features``, compiled once [`configure_model`][] applied ``compile``."""
+        if self._compiled:
+            return self._compiled.extract_features(images, modality)
+        return self.net.extract_features(images, modality)
 
     # Optimisation ------------------------------------------------------------------------
 
@@ -289,7 +335,9 @@ class VIReIDModule(EvaluationLoop):
         naming both. Only the identity classifier may differ in size (e.g. testing a
         SYSU-MM01 model on RegDB): it is then re-initialised with a warning, since
         embeddings do not use it; a resumed fit still needs the same classes. Any other
-        difference is refused in one message naming the weights.
+        difference is refused in one message naming the weights. Names saved through a
+        hand-made ``torch.compile(module.net)`` (``net._orig_mod.*``) are matched to this
+        module's ([`align_compiled_names`][]).
         """
         trained = describe_checkpoint(checkpoint)
         mine = self.describe()
@@ -301,8 +349,10 @@ class VIReIDModule(EvaluationLoop):
                 f"the checkpoint holds {trained['described']}, but this run builds {mine}. "
                 "Use the config the checkpoint was trained with (model class, network, arch)."
             )
-        state = checkpoint.get("state_dict", {})
-        difference = compare_weights(self.state_dict(), state)
+        current = self.state_dict()
+        state = align_compiled_names(current, checkpoint.get("state_dict", {}), "the checkpoint")
+        checkpoint["state_dict"] = state
+        difference = compare_weights(current, state)
         resuming = self._trainer is not None and self.trainer.state.fn == "fit"
         require_fit(
             difference,
@@ -312,7 +362,6 @@ class VIReIDModule(EvaluationLoop):
             hint="Use the config the checkpoint was trained with (model class, arch, dataset).",
         )
         if difference.resized_classifiers:
-            current = self.state_dict()
             for key in difference.resized_classifiers:
                 state[key] = current[key]
             found, expected = difference.reshaped[0][1][0], difference.reshaped[0][2][0]
@@ -323,7 +372,12 @@ class VIReIDModule(EvaluationLoop):
             )
 
     def _identity(self) -> tuple[str, str, str]:
-        return class_path(type(self)), class_path(type(self.net)), self.net.backbone.arch
+        network = self._uncompiled_net()
+        return class_path(type(self)), class_path(type(network)), network.backbone.arch
+
+    def _uncompiled_net(self) -> VIReIDNetwork:
+        """``net``, or the network inside it after a hand-made ``torch.compile(module.net)``."""
+        return getattr(self.net, "_orig_mod", self.net)
 
     def describe(self) -> str:
         """The module, network and trunk, for messages: ``AGWModule(AGW, arch='resnet50')``."""

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from vireid_zoo.core.records import MODALITY_CODES
+from vireid_zoo.core.records import MODALITY_CODES, Modality
 from vireid_zoo.evaluation.metric import RetrievalMetric
 from vireid_zoo.evaluation.protocols import EvaluationSuite, MultiTrialResult
 from vireid_zoo.evaluation.rerank import RerankConfig
@@ -48,6 +48,10 @@ class EvaluationLoop(LightningModule):
 
     # Embedding ---------------------------------------------------------------------------
 
+    def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """Embeddings of images of one modality: ``net.extract_features``."""
+        return self.net.extract_features(images, modality)
+
     @torch.no_grad()
     def embed(self, images: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of a batch that may mix modalities.
@@ -63,9 +67,9 @@ class EvaluationLoop(LightningModule):
             if len(selected) == 0:
                 continue
             batch = images[selected]
-            features = self.net.extract_features(batch, name)
+            features = self.extract_features(batch, name)
             if self.flip_test:
-                flipped = self.net.extract_features(torch.flip(batch, dims=[3]), name)
+                flipped = self.extract_features(torch.flip(batch, dims=[3]), name)
                 features = nn.functional.normalize(features + flipped, dim=1)
             if outputs is None:
                 outputs = features.new_empty(len(images), features.shape[1])

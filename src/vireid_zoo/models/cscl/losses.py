@@ -13,6 +13,7 @@ from torch import nn
 
 from vireid_zoo.data.parsing import IGNORE_INDEX
 from vireid_zoo.losses.centre import HeteroCenterTripletLoss
+from vireid_zoo.losses.precision import in_float32
 
 
 def downsample_labels(labels: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
@@ -38,6 +39,7 @@ class ParsingLoss(nn.Module):
         super().__init__()
         self.ignore_index = ignore_index
 
+    @in_float32
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of logits (B, K + 1, h, w) against labels (B, H, W).
 
@@ -66,6 +68,7 @@ class DivisionLoss(nn.Module):
     they are all parallel.
     """
 
+    @in_float32
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         """Mean loss of part features (B, K, D), K >= 2."""
         if parts.dim() != 3 or parts.shape[1] < 2:

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vireid_zoo.losses.precision import in_float32
+
 Divergence = Literal["kl", "wasserstein"]
 GaussianFit = Literal["identity", "batch"]
 VarianceSource = Literal["identity", "batch"]
@@ -209,6 +211,7 @@ class GaussianConsistencyLoss(nn.Module):
         return stats
 
 
+@in_float32
 def batch_centre_loss(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     r"""Centre loss with the batch's identity means as centres.
 

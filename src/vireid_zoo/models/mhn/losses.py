@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.centre import modality_centres
+from vireid_zoo.losses.precision import in_float32
 
 Distance = Literal["euclidean", "squared_euclidean", "cosine"]
 DISTANCES: tuple[Distance, ...] = ("euclidean", "squared_euclidean", "cosine")
@@ -65,6 +66,7 @@ class ModalityHarmonizationLoss(nn.Module):
             raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
         self.distance: Distance = distance
 
+    @in_float32
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:
@@ -94,6 +96,7 @@ class ModalityConsistencyLoss(nn.Module):
     (infrared, hybrid). It is 0 exactly when the predictions agree.
     """
 
+    @in_float32
     def forward(
         self, logits: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:
@@ -124,6 +127,7 @@ class BranchDecorrelationLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
+    @in_float32
     def forward(self, channel: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
         """Mean |cos| between matching rows of two (B, D) embeddings."""
         if channel.shape != spatial.shape or channel.dim() != 2:
