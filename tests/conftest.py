@@ -14,11 +14,33 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub_server import FakeHub
+from helpers import torch_state
+from helpers.hub_server import FakeHub
 from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def unchanged_torch_settings() -> Iterator[None]:
+    """Fail a test that leaves a process-wide torch setting changed (helpers/torch_state.py).
+
+    Under xdist a worker runs whichever tests it is given, in order: a setting one test
+    leaves behind (deterministic algorithms, threads, autocast, the default dtype, ...)
+    would change the outcome of the tests after it.
+    """
+    before, environment = torch_state.snapshot(), torch_state.environment()
+    yield
+    torch_state.restore_environment(environment)
+    changed = torch_state.changes(before, torch_state.snapshot())
+    if changed:
+        pytest.fail(
+            f"the test left process-wide torch settings changed ({'; '.join(changed)}), so "
+            "the tests after it in the same worker would run under them: restore them in the "
+            "test (a try/finally or a fixture)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +79,23 @@ def llcm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         image_size=(32, 16),
         seed=1,
     )
+
+
+@pytest.fixture(scope="session")
+def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A synthetic SYSU-MM01 with its ground-truth part maps (root, parsing root)."""
+    base = tmp_path_factory.mktemp("parsed")
+    root = make_sysu_mm01(
+        base / "SYSU-MM01",
+        num_train_ids=6,
+        num_val_ids=2,
+        num_test_ids=4,
+        images_per_camera=2,
+        image_size=(32, 16),
+        seed=2,
+        parsing_root=base / "parsing",
+    )
+    return root, base / "parsing"
 
 
 def copy_dataset(root: Path, destination: Path) -> Path:

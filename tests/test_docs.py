@@ -1,63 +1,118 @@
-"""The documentation: generated pages (docs/hooks.py) and the strict MkDocs build.
+"""The documentation: its pages, the generated zoo table, the link hook and the strict build.
 
-The hook tests need nothing beyond the package. The full ``mkdocs build --strict`` (the
-same build as ``make docs`` in CI) runs when MkDocs, mkdocs-material and mkdocstrings are
-installed (``pip install -e ".[docs]"``) and is skipped otherwise.
+The page and script tests need nothing beyond the package. The full ``mkdocs build
+--strict`` (the same build as ``make docs`` in CI) runs when the docs tools are installed
+(``pip install -e ".[docs]"``) and is skipped otherwise, except in CI.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 import vireid_zoo as vz
 from vireid_zoo.core.contract import PretrainedConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOOKS_FILE = REPO_ROOT / "docs" / "hooks.py"
-DOCS_PACKAGES = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python")
+DOCS = REPO_ROOT / "docs"
+PACKAGE = REPO_ROOT / "src" / "vireid_zoo"
+DOCS_PACKAGES = (
+    "mkdocs",
+    "material",
+    "mkdocstrings",
+    "mkdocstrings_handlers.python",
+    "mkdocs_include_markdown_plugin",
+    "mkdocs_gen_files",
+    "pymdownx",
+)
+DIRECTIVE = re.compile(r"^::: (\S+)$", re.MULTILINE)
+SPHINX_MARKUP = re.compile(
+    r":(?:py:)?(?:class|func|meth|mod|attr|data|obj|exc|const|math):|\.\. \w+::"
+)
 
 
-@pytest.fixture(scope="module")
-def hooks() -> ModuleType:
-    name = "vireid_zoo_docs_hooks"
-    spec = importlib.util.spec_from_file_location(name, HOOKS_FILE)
+def load_script(name: str) -> ModuleType:
+    """Import ``docs/<name>.py`` as a module (not as MkDocs or mkdocs-gen-files run it)."""
+    module_name = f"vireid_zoo_docs_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, DOCS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered
+    sys.modules[module_name] = module  # dataclasses need the module registered
     spec.loader.exec_module(module)
     return module
 
 
+@pytest.fixture(scope="module")
+def gen_zoo() -> ModuleType:
+    return load_script("gen_zoo")
+
+
+@pytest.fixture(scope="module")
+def hooks() -> ModuleType:
+    return load_script("hooks")
+
+
 def method_folders() -> list[str]:
-    models = REPO_ROOT / "src" / "vireid_zoo" / "models"
-    return sorted(p.parent.name for p in models.glob("*/__init__.py"))
+    return sorted(p.parent.name for p in (PACKAGE / "models").glob("*/__init__.py"))
 
 
-def test_every_method_folder_is_discovered(hooks: ModuleType) -> None:
-    assert hooks.discover_methods() == method_folders()
+def public_modules() -> list[str]:
+    """Every module of the package but the faces (``__init__``) and ``__main__``."""
+    return sorted(
+        ".".join(("vireid_zoo", *path.relative_to(PACKAGE).with_suffix("").parts))
+        for path in PACKAGE.rglob("*.py")
+        if not any(part.startswith("_") for part in path.relative_to(PACKAGE).parts)
+    )
 
 
-def test_a_new_method_folder_is_picked_up(hooks: ModuleType, tmp_path: Path) -> None:
+def documented_modules() -> dict[str, list[str]]:
+    """Object named by each ``::: name`` directive of the pages -> the pages naming it."""
+    found: dict[str, list[str]] = {}
+    for page in sorted(DOCS.rglob("*.md")):
+        for name in DIRECTIVE.findall(page.read_text(encoding="utf-8")):
+            found.setdefault(name, []).append(page.relative_to(DOCS).as_posix())
+    return found
+
+
+def nav_pages(nav: object) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, list):
+        return [page for item in nav for page in nav_pages(item)]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in nav_pages(value)]
+    return []
+
+
+# The zoo table (docs/gen_zoo.py) --------------------------------------------------------------
+
+
+def test_every_method_folder_is_discovered(gen_zoo: ModuleType) -> None:
+    assert gen_zoo.discover_methods() == method_folders()
+
+
+def test_a_new_method_folder_is_picked_up(gen_zoo: ModuleType, tmp_path: Path) -> None:
     for name in ("agw", "newmethod", "_private", "__pycache__"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / "notes").mkdir()  # not a package
     (tmp_path / "registry.py").write_text("")
-    assert hooks.discover_methods(tmp_path) == ["agw", "newmethod"]
+    assert gen_zoo.discover_methods(tmp_path) == ["agw", "newmethod"]
 
 
-def test_zoo_page_lists_every_registered_architecture(hooks: ModuleType) -> None:
-    infos = hooks.registry_infos()
+def test_zoo_page_lists_every_registered_architecture(gen_zoo: ModuleType) -> None:
+    infos = gen_zoo.registry_infos()
     assert [info.name for info in infos] == vz.list_models()
     assert {info.method for info in infos} <= set(method_folders())
-    page = hooks.zoo_markdown(infos, {}, {m: f"{m}.md" for m in method_folders()})
+    page = gen_zoo.zoo_page()
     for info in infos:
         row = next(line for line in page.splitlines() if line.startswith(f"| `{info.name}` |"))
         assert f"({info.parameters:,})" in row and f"| {info.embedding_dim} |" in row
@@ -68,16 +123,16 @@ def test_zoo_page_lists_every_registered_architecture(hooks: ModuleType) -> None
     assert "No pretrained weights are published yet" in page
 
 
-def test_parameter_count_matches_a_real_network(hooks: ModuleType) -> None:
+def test_parameter_count_matches_a_real_network(gen_zoo: ModuleType) -> None:
     # The zoo counts parameters on PyTorch's meta device; a real network has as many.
-    info = hooks.architecture_info("agw_resnet18")
+    info = gen_zoo.architecture_info("agw_resnet18")
     network = vz.create_model("agw_resnet18", num_classes=0)
     assert info.parameters == sum(p.numel() for p in network.parameters())
     assert info.embedding_dim == network.embedding_dim == 512
     assert info.paper == type(network).paper and info.method == "agw"
 
 
-def test_zoo_page_shows_published_weights(hooks: ModuleType) -> None:
+def test_zoo_page_shows_published_weights(gen_zoo: ModuleType) -> None:
     name = "agw_resnet18.docs_test"
     config = PretrainedConfig(
         "agw_resnet18",
@@ -87,72 +142,122 @@ def test_zoo_page_shows_published_weights(hooks: ModuleType) -> None:
         hub_id="org/agw-docs-test",
         revision="v1",
     )
-    page = hooks.zoo_markdown([hooks.architecture_info("agw_resnet18")], {name: config}, {})
+    page = gen_zoo.zoo_markdown([gen_zoo.architecture_info("agw_resnet18")], {name: config}, {})
     assert "No pretrained weights" not in page
     assert "`hf-hub:org/agw-docs-test@v1`" in page and "sysu_mm01/all/mAP 50.00" in page
     assert f"| `{name}` |" in page
 
 
-def test_every_method_gets_a_page(hooks: ModuleType) -> None:
-    pages = hooks._generated_pages(hooks.discover_methods())
-    assert "models/index.md" in pages
+# The pages -------------------------------------------------------------------------------------
+
+
+def test_every_method_has_a_page_with_its_readme_and_modules() -> None:
+    config = yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    in_nav = nav_pages(config["nav"])
+    documented = documented_modules()
     for method in method_folders():
-        content, origin = pages[f"models/{method}.md"]
-        readme = REPO_ROOT / "src" / "vireid_zoo" / "models" / method / "README.md"
-        assert origin == f"src/vireid_zoo/models/{method}/README.md"
-        if readme.is_file():
-            assert content.startswith(readme.read_text(encoding="utf-8").rstrip())
-        assert f"::: vireid_zoo.models.{method}" in content
+        page = DOCS / "models" / f"{method}.md"
+        assert page.is_file(), f"method {method!r} has no page: add docs/models/{method}.md"
+        assert f"models/{method}.md" in in_nav, f"add models/{method}.md to mkdocs.yml's nav"
+        text = page.read_text(encoding="utf-8")
+        readme = f'"../../src/vireid_zoo/models/{method}/README.md"'
+        assert f"{{% include-markdown {readme} rewrite-relative-urls=true %}}" in text
+        for path in sorted((PACKAGE / "models" / method).glob("[!_]*.py")):
+            module = f"vireid_zoo.models.{method}.{path.stem}"
+            assert documented.get(module) == [f"models/{method}.md"], module
 
 
-def test_links_are_rewritten_for_the_site(hooks: ModuleType) -> None:
-    pages = {"index.md", "datasets.md", "changelog.md", "models/index.md", "models/agw.md"}
-    readme = "\n".join(
+def test_every_public_module_is_in_the_api_reference_once() -> None:
+    documented = documented_modules()
+    missing = [module for module in public_modules() if module not in documented]
+    assert not missing, f"add '::: MODULE' to its layer's page in docs/api/: {missing}"
+    repeated = {name: pages for name, pages in documented.items() if len(pages) > 1}
+    assert not repeated, f"documented on several pages (one anchor each): {repeated}"
+
+
+def test_each_layer_has_its_api_page_in_order() -> None:
+    config = yaml.safe_load((REPO_ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    api = [page for page in nav_pages(config["nav"]) if page.startswith("api/")]
+    layers = ["core", "evaluation", "data", "blocks", "losses", "models", "hub", "deploy", "cli"]
+    assert api == ["api/index.md", *(f"api/{layer}.md" for layer in layers)]
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(layers)
+    for layer in layers:
+        names = DIRECTIVE.findall((DOCS / "api" / f"{layer}.md").read_text(encoding="utf-8"))
+        assert names and all(name.startswith(f"vireid_zoo.{layer}") for name in names), layer
+
+
+def test_no_page_or_docstring_cites_a_file_outside_the_repository() -> None:
+    sources = [*DOCS.rglob("*.md"), REPO_ROOT / "README.md", *PACKAGE.rglob("*.py")]
+    sources += [*PACKAGE.rglob("README.md")]
+    citing = [str(p.relative_to(REPO_ROOT)) for p in sources if "METHODS.md" in p.read_text()]
+    # Being rewritten with their READMEs (issue 14); drop this once merged.
+    allowed = {f"src/vireid_zoo/models/{m}/" for m in ("mhn", "emif", "cscl")}
+    citing = [path for path in citing if not any(path.startswith(a) for a in allowed)]
+    assert not citing, f"these cite METHODS.md, which is not in the repository: {citing}"
+
+
+# The link hook (docs/hooks.py) -----------------------------------------------------------------
+
+
+def test_included_files_map_to_the_pages_that_include_them(
+    hooks: ModuleType, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    (docs / "models").mkdir(parents=True)
+    (tmp_path / "README.md").write_text("# Readme\n")
+    (docs / "index.md").write_text('{% include-markdown "../README.md" %}\n')
+    (docs / "models" / "agw.md").write_text(
+        '{%\n  include-markdown "../../src/agw/README.md"\n  rewrite-relative-urls=true\n%}\n'
+    )
+    (docs / "plain.md").write_text("# No include\n")
+    pages = {
+        "index.md": docs / "index.md",
+        "models/agw.md": docs / "models" / "agw.md",
+        "plain.md": docs / "plain.md",
+    }
+    assert hooks.included_files(pages) == {
+        (tmp_path / "README.md").resolve(): "index.md",
+        (tmp_path / "src" / "agw" / "README.md").resolve(): "models/agw.md",
+    }
+    (docs / "plain.md").write_text('{% include-markdown "../README.md" %}\n')
+    with pytest.raises(ValueError, match=r"README.md is included by both docs/index.md"):
+        hooks.included_files(pages)
+
+
+def test_links_to_included_files_go_to_their_pages(hooks: ModuleType, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    included = {
+        (tmp_path / "src" / "agw" / "README.md").resolve(): "models/agw.md",
+        (tmp_path / "CHANGELOG.md").resolve(): "changelog.md",
+    }
+    markdown = "\n".join(
         [
-            "See [datasets](docs/datasets.md#sysu-mm01),",
-            "[AGW](src/vireid_zoo/models/agw/README.md),",
-            "[changes](CHANGELOG.md), [a config](configs/agw/sysu_mm01.yaml),",
-            "[web](https://x.y/z),",
-            "[top](#set-up), `[code](not/a/link.md)` and [gone](no/such/file.md).",
+            "[AGW](../src/agw/README.md), [changes](../CHANGELOG.md#010 'title'),",
+            "[data](datasets.md), [web](https://x.y/z), [top](#set-up),",
+            "`[code](../CHANGELOG.md)` and [other](../examples/train.py).",
             "```",
-            "[fenced](docs/datasets.md)",
+            "[fenced](../CHANGELOG.md)",
             "```",
         ]
     )
-    text, missing = hooks.rewrite_links(readme, "README.md", "index.md", pages)
-    assert "[datasets](datasets.md#sysu-mm01)" in text
-    assert "[AGW](models/agw.md)" in text and "[changes](changelog.md)" in text
-    blob = f"{hooks.DEFAULT_REPO_URL}/blob/main/configs/agw/sysu_mm01.yaml"
-    assert f"[a config]({blob})" in text
-    assert "[web](https://x.y/z)" in text and "[top](#set-up)" in text
-    assert "`[code](not/a/link.md)`" in text and "[fenced](docs/datasets.md)" in text
-    assert missing == ["no/such/file.md"]
-
-    # From a method README (src/vireid_zoo/models/agw/) shown as models/agw.md.
-    text, missing = hooks.rewrite_links(
-        "[data](../../../../docs/datasets.md) [code](model.py) [zoo](../../../../README.md)",
-        "src/vireid_zoo/models/agw/README.md",
-        "models/agw.md",
-        pages,
+    text = hooks.link_included_files(markdown, docs / "index.md", "index.md", included)
+    assert text.splitlines() == [
+        "[AGW](models/agw.md), [changes](changelog.md#010 'title'),",
+        "[data](datasets.md), [web](https://x.y/z), [top](#set-up),",
+        "`[code](../CHANGELOG.md)` and [other](../examples/train.py).",
+        "```",
+        "[fenced](../CHANGELOG.md)",
+        "```",
+    ]
+    # From a page one folder down, the link is relative to that page.
+    text = hooks.link_included_files(
+        "[changes](../../CHANGELOG.md)", docs / "models" / "agw.md", "models/agw.md", included
     )
-    model_py = f"{hooks.DEFAULT_REPO_URL}/blob/main/src/vireid_zoo/models/agw/model.py"
-    assert text == f"[data](../datasets.md) [code]({model_py}) [zoo](../index.md)"
-    assert missing == []
+    assert text == "[changes](../changelog.md)"
 
 
-def test_sphinx_roles_of_docstrings_become_optional_cross_references(
-    hooks: ModuleType,
-) -> None:
-    html = (
-        "see :class:<code>~vireid_zoo.models.agw.module.AGWModule</code> and "
-        ":func:<code>evaluate</code>, :meth:<code>~a.B.c()</code>"
-    )
-    assert hooks.sphinx_roles_to_links(html) == (
-        'see <autoref identifier="vireid_zoo.models.agw.module.AGWModule" optional>'
-        "<code>AGWModule</code></autoref> and "
-        '<autoref identifier="evaluate" optional><code>evaluate</code></autoref>, '
-        '<autoref identifier="a.B.c" optional><code>c()</code></autoref>'
-    )
+# The strict build ------------------------------------------------------------------------------
 
 
 def _missing_docs_packages() -> list[str]:
@@ -167,6 +272,10 @@ def _missing_docs_packages() -> list[str]:
     return missing
 
 
+def _text_outside_code(html: str) -> str:
+    return re.sub(r"<(pre|code)\b.*?</\1>", "", html, flags=re.DOTALL)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     bool(_missing_docs_packages()) and not os.environ.get("CI"),
@@ -175,7 +284,12 @@ def _missing_docs_packages() -> list[str]:
 )
 def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_MKDOCS_2_WARNING": "1"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "NO_MKDOCS_2_WARNING": "1",
+        "DISABLE_MKDOCS_2_WARNING": "true",
+    }
     completed = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
         cwd=REPO_ROOT,
@@ -190,6 +304,27 @@ def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
         assert name in zoo
     for method in method_folders():
         assert (site / "models" / method / "index.html").is_file()
-    for page in ("getting-started", "datasets", "protocols", "training", "hub", "api/data"):
+    for page in ("getting-started", "datasets", "protocols", "training", "hub", "architecture"):
         assert (site / page / "index.html").is_file(), page
-    assert not (site / "hooks.py").exists()
+    for script in ("hooks.py", "gen_zoo.py"):
+        assert not (site / script).exists()
+
+    # The home page (README.md) links to the method pages, not to the READMEs' files.
+    home = (site / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="([^"]*)"', home)
+    assert "models/agw/" in links and "changelog/" in links
+    assert not [link for link in links if link.endswith(".md")], links
+
+    # Formulas reach MathJax as arithmatex wrote them: GeM's, inline and displayed.
+    blocks = (site / "api" / "blocks" / "index.html").read_text(encoding="utf-8")
+    assert '<span class="arithmatex">\\(\\mathcal{X}_k\\)</span>' in blocks
+    gem = r"f_k = \Big(\frac{1}{|\mathcal{X}_k|}\sum_{x \in \mathcal{X}_k} x^{p}\Big)^{1/p}"
+    displayed = re.findall(r'<div class="arithmatex">\\\[(.*?)\\\]</div>', blocks, re.DOTALL)
+    assert any(gem in formula for formula in displayed), displayed
+
+    # No page shows Sphinx markup or a formula that was not typeset.
+    for page in sorted(site.rglob("*.html")):
+        text = _text_outside_code(page.read_text(encoding="utf-8"))
+        where = page.relative_to(site)
+        assert not SPHINX_MARKUP.findall(text), f"{where}: {SPHINX_MARKUP.findall(text)[:5]}"
+        assert "$$" not in text, f"{where} has a $$ formula arithmatex did not take"

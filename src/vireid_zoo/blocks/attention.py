@@ -19,10 +19,10 @@ class ChannelAttention(nn.Module):
     "Squeeze-and-Excitation Networks", CVPR 2018, Sec. 3, squeeze and excitation); with
     ``("avg", "max")`` it is CBAM's channel branch (Woo et al., "CBAM: Convolutional Block
     Attention Module", ECCV 2018, Sec. 3, "Channel attention module"):
-    :math:`w = \sigma(\sum_{pool} \mathrm{MLP}(pool(F)))`, output :math:`F \cdot w`.
+    $w = \sigma(\sum_{pool} \mathrm{MLP}(pool(F)))$, output $F \cdot w$.
 
     An optional mask (B, 1, H, W) restricts the pooling to a region: the average becomes
-    :math:`\sum_{hw} m\,F / \sum_{hw} m` (masked GAP, e.g. over a parsed foreground) and
+    $\sum_{hw} m\,F / \sum_{hw} m$ (masked GAP, e.g. over a parsed foreground) and
     the max is taken over positions with ``m > 0``. A sample whose mask is all zero (e.g.
     no person parsed) is pooled over the whole map, as without a mask.
 
@@ -77,7 +77,7 @@ class ChannelAttention(nn.Module):
         return torch.sigmoid(scores)[..., None, None]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Re-weight the channels of ``x`` (B, C, H, W); see :meth:`weights`."""
+        """Re-weight the channels of ``x`` (B, C, H, W); see [`weights`][]."""
         return x * self.weights(x, mask)
 
     def _pool(
@@ -99,8 +99,8 @@ class SpatialAttention(nn.Module):
 
     Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018, Sec. 3,
     "Spatial attention module":
-    :math:`M_s = \sigma(f^{k \times k}([\mathrm{AvgPool}_c(F); \mathrm{MaxPool}_c(F)]))`,
-    output :math:`F \cdot M_s`. The convolution has no bias, as in the equation.
+    $M_s = \sigma(f^{k \times k}([\mathrm{AvgPool}_c(F); \mathrm{MaxPool}_c(F)]))$,
+    output $F \cdot M_s$. The convolution has no bias, as in the equation.
 
     Args:
         kernel_size: Odd size of the convolution (7 in the paper).
@@ -118,7 +118,7 @@ class SpatialAttention(nn.Module):
         return torch.sigmoid(self.conv(pooled))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Re-weight the positions of ``x`` (B, C, H, W); see :meth:`weights`."""
+        """Re-weight the positions of ``x`` (B, C, H, W); see [`weights`][]."""
         return x * self.weights(x)
 
 
@@ -127,13 +127,13 @@ class NonLocalBlock(nn.Module):
 
     Wang et al., "Non-local Neural Networks", CVPR 2018, Sec. 3 (generic non-local
     operation, its dot-product and embedded-Gaussian forms, and the non-local block):
-    :math:`z_i = x_i + \mathrm{BN}(W_z\, y_i)`,
-    :math:`y_i = \sum_j f(x_i, x_j)\, g(x_j)`, where :math:`\theta, \phi, g` are 1x1
+    $z_i = x_i + \mathrm{BN}(W_z\, y_i)$,
+    $y_i = \sum_j f(x_i, x_j)\, g(x_j)$, where $\theta, \phi, g$ are 1x1
     convolutions to ``inter_channels``. With ``"dot"``,
-    :math:`f = \theta(x_i)^\top \phi(x_j) / N` (N = H W, the paper's dot-product form);
-    with ``"softmax"``, :math:`f = \mathrm{softmax}_j(\theta(x_i)^\top \phi(x_j))`
+    $f = \theta(x_i)^\top \phi(x_j) / N$ (N = H W, the paper's dot-product form);
+    with ``"softmax"``, $f = \mathrm{softmax}_j(\theta(x_i)^\top \phi(x_j))$
     (embedded Gaussian). AGW (Ye et al., TPAMI 2021, its new baseline) uses ``"dot"`` with a
-    single inter channel. The BN after :math:`W_z` is zero-initialised, so the block
+    single inter channel. The BN after $W_z$ is zero-initialised, so the block
     starts as the identity. With C input channels and one inter channel it has
     ``7 C + 3`` parameters.
 

@@ -74,7 +74,7 @@ class BNNeck(nn.Module):
             nn.init.normal_(self.classifier.weight, mean=0.0, std=0.001)
 
     def forward(self, x: torch.Tensor) -> HeadOutput:
-        """Map pooled features (B, in_features) to their :class:`HeadOutput`.
+        """Map pooled features (B, in_features) to their [`HeadOutput`][].
 
         ``logits`` is (B, num_classes), or None when there is no classifier.
         """

@@ -17,9 +17,11 @@ class GeneralizedMeanPooling(nn.Module):
 
     Radenovic, Tolias and Chum, "Fine-tuning CNN Image Retrieval with No Human
     Annotation", TPAMI 2018, "Generalized-mean pooling": for each channel ``k`` with activations
-    :math:`\mathcal{X}_k`,
+    $\mathcal{X}_k$,
 
-    .. math:: f_k = \Big(\frac{1}{|\mathcal{X}_k|}\sum_{x \in \mathcal{X}_k} x^{p}\Big)^{1/p}.
+    $$
+    f_k = \Big(\frac{1}{|\mathcal{X}_k|}\sum_{x \in \mathcal{X}_k} x^{p}\Big)^{1/p}.
+    $$
 
     ``p = 1`` is average pooling and ``p -> inf`` tends to max pooling; AGW uses a fixed
     ``p = 3``. Two ways of keeping the root defined, which differ only where activations
@@ -28,9 +30,9 @@ class GeneralizedMeanPooling(nn.Module):
     - ``formula="clamp"`` (the default): the activations are clamped, ``x.clamp(min=eps)``
       with ``eps = 1e-6``, before the power;
     - ``formula="agw"``: the formula of the AGW reference code,
-      :math:`(\frac{1}{|\mathcal{X}_k|}\sum \max(x, 0)^p + \epsilon)^{1/p}` with
+      $(\frac{1}{|\mathcal{X}_k|}\sum \max(x, 0)^p + \epsilon)^{1/p}$ with
       ``eps = 1e-12`` added to the mean. A dead channel (all zeros) then pools to
-      :math:`10^{-4}` (with p = 3) instead of :math:`10^{-6}`. Negative activations count
+      $10^{-4}$ (with p = 3) instead of $10^{-6}$. Negative activations count
       as 0 (the reference pools post-ReLU maps, where this changes nothing).
 
     Large ``p`` can overflow float32 for activations well above 1. Half-precision inputs

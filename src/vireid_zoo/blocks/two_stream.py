@@ -45,7 +45,7 @@ LAST_STAGE = 4
 class BlockWithInsert(nn.Module):
     """A residual block followed by a module inserted after it.
 
-    Made by :meth:`TwoStreamResNet.insert_after_block`. Its children are ``block`` (the
+    Made by [`TwoStreamResNet.insert_after_block`][]. Its children are ``block`` (the
     original residual block, whose parameter names are kept under ``block.``) and
     ``extra`` (the inserted module, under ``extra.``).
 
@@ -78,11 +78,11 @@ class TwoStreamResNet(nn.Module):
     ``backbone_weights_file`` arguments as ``pretrained``, ``weights`` and ``weights_file``.
 
     Args:
-        arch: A timm architecture from :data:`SUPPORTED_ARCHS`.
+        arch: A timm architecture from `SUPPORTED_ARCHS`.
         pretrained: Start from ImageNet weights (needs the network or a filled cache).
         weights: The timm pretrained tag of those weights (default ``"tv_in1k"``,
             torchvision's, as the reference VI-ReID code; see
-            :mod:`vireid_zoo.blocks.imagenet`).
+            [`vireid_zoo.blocks.imagenet`][]).
         weights_file: A local ``.safetensors`` (preferred) or ``.pth``/``.pt`` ImageNet state
             dict of the same architecture, in timm's or torchvision's layout; when given it
             is used instead of the download, whatever ``pretrained`` says. Loading is strict
@@ -204,7 +204,7 @@ class TwoStreamResNet(nn.Module):
     def insert_after_block(self, stage: int, block: int, module: nn.Module) -> None:
         """Insert ``module`` after residual block ``block`` (0-based) of a shared stage.
 
-        The block is replaced in place by a :class:`BlockWithInsert`, so block indices do
+        The block is replaced in place by a [`BlockWithInsert`][], so block indices do
         not move: its parameters become ``shared_stages.{j}.{block}.block.*`` and the
         module's ``shared_stages.{j}.{block}.extra.*``, with ``j = stage - split_stage - 1``.
         AGW's non-local blocks go after blocks 2, 3 of stage 2 and 3, 4, 5 of stage 3.

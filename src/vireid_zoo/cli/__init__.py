@@ -7,6 +7,7 @@ Subcommands:
     publish     Push a trained checkpoint's weights, config and card to the Hub.
     export      Export a network's embedding to ONNX, with a parity check.
     search      Rank a gallery folder for each query image.
+    recipe      List the packaged recipes, print one or copy it to edit.
     convert     Convert a checkpoint of another codebase (agw) into a zoo folder.
     synthesize  Write a small synthetic dataset in a real dataset's on-disk layout.
     inspect     Validate a dataset folder and print its counts and protocol sizes.
@@ -19,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vireid_zoo.cli import data, models
+from vireid_zoo.cli import data, models, recipes
 from vireid_zoo.cli.lightning import LIGHTNING_COMMANDS, VIReIDCLI, run_lightning
 from vireid_zoo.core.weights import WeightsMismatchError
 from vireid_zoo.data.errors import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
             command, add_help=False, help=f"Lightning's {command} (vireid-zoo {command} --help)"
         )
     models.add_commands(commands)
+    recipes.add_command(commands)
     data.add_commands(commands)
     return parser
 

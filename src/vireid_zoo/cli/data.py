@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vireid_zoo.data import LLCM, SYSUMM01, RegDB
+from vireid_zoo.data.errors import DatasetCountWarning, DatasetFormatError
 from vireid_zoo.data.synthetic import make_llcm, make_regdb, make_sysu_mm01
 
 DATASETS = ("sysu_mm01", "regdb", "llcm")
@@ -51,10 +52,11 @@ def _synthesize(args: argparse.Namespace) -> None:
 
 def _inspect(args: argparse.Namespace) -> None:
     rows: list[tuple[str, int]] = []
+    reader: SYSUMM01 | RegDB | LLCM
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if args.dataset == "sysu_mm01":
-            sysu = SYSUMM01(args.root)
+            reader = sysu = SYSUMM01(args.root)
             train = sysu.train_samples()
             rows += [
                 ("training identities", len({s.pid for s in train})),
@@ -68,7 +70,7 @@ def _inspect(args: argparse.Namespace) -> None:
                     (f"{mode}-search single-shot gallery", len(sysu.gallery_trial(0, mode)))
                 )
         elif args.dataset == "regdb":
-            regdb = RegDB(args.root, args.trial)
+            reader = regdb = RegDB(args.root, args.trial)
             train = regdb.train_samples()
             rows += [
                 (f"training images (trial {args.trial})", len(train)),
@@ -77,7 +79,7 @@ def _inspect(args: argparse.Namespace) -> None:
                 ("thermal test images", len(regdb.query_samples("thermal_to_visible"))),
             ]
         else:
-            llcm = LLCM(args.root)
+            reader = llcm = LLCM(args.root)
             train = llcm.train_samples()
             rows += [
                 ("training identities", len({s.pid for s in train})),
@@ -93,6 +95,32 @@ def _inspect(args: argparse.Namespace) -> None:
         print(f"  {name:<{width}}  {value:>7,}")
     for warning in caught:
         print(f"  warning: {warning.message}")
+    if args.verify:
+        _verify(reader, args)
+
+
+def _verify(reader: SYSUMM01 | RegDB | LLCM, args: argparse.Namespace) -> None:
+    """Decode every image and check the identity lists; list every problem, then fail."""
+    from vireid_zoo.data.verify import verify_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetCountWarning)  # the counts are reported above
+        found = verify_dataset(reader, workers=args.workers)
+    print(f"verified: {found.images:,} images decoded")
+    for path, reason in found.bad_images:
+        print(f"  bad image: {path}: {reason}")
+    for error in found.errors:
+        print(f"  error: {error}")
+    for note in found.notes:
+        print(f"  note: {note}")
+    if not found.ok:
+        raise DatasetFormatError(
+            f"{args.dataset} at {args.root} failed verification: "
+            f"{len(found.bad_images)} of {found.images:,} images cannot be decoded and "
+            f"{len(found.errors)} identity-list errors (each listed above). Replace bad images "
+            "with intact copies from the original archive and fix the lists, then run "
+            "'vireid-zoo inspect --verify' again."
+        )
 
 
 def _parse(args: argparse.Namespace) -> None:
@@ -132,6 +160,12 @@ def add_commands(commands: Any) -> None:
     inspect.add_argument("dataset", choices=DATASETS)
     inspect.add_argument("root", type=Path)
     inspect.add_argument("--trial", type=int, default=1, help="RegDB split, 1..10")
+    inspect.add_argument(
+        "--verify",
+        action="store_true",
+        help="also decode every image and check the identity lists (lists every problem)",
+    )
+    inspect.add_argument("--workers", type=int, help="decoding threads (default: CPUs, <= 8)")
     inspect.set_defaults(run=_inspect)
 
     parse = commands.add_parser("parse", help="write human-parsing maps with a parser file")

@@ -227,7 +227,7 @@ def run_demo(
             ``"large"``.
         epochs: Training epochs (default: the size's).
         max_minutes: Training stops after this many minutes even if epochs remain.
-        cache_dir: Where the synthetic dataset is kept (default: :func:`default_cache_dir`).
+        cache_dir: Where the synthetic dataset is kept (default: [`default_cache_dir`][]).
         seed: Seed of the data, the model and the sampler.
         progress: Show progress bars.
     """

@@ -9,6 +9,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
+from vireid_zoo.cli.recipes import resolve_config_arguments
 from vireid_zoo.data import VIReIDDataModule
 from vireid_zoo.evaluation.results import write_results
 from vireid_zoo.hub.checkpoints import read_checkpoint, reconcile_network
@@ -38,6 +39,18 @@ class VIReIDCLI(LightningCLI):
             default=False,
             help="validate/test/predict without --ckpt_path (scores the initial weights)",
         )
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse the command line, a packaged recipe name standing for its file.
+
+        ``--config agw/sysu_mm01`` is the recipe shipped in the package (see
+        [`vireid_zoo.cli.recipes`][]), so installed and cloned copies train alike.
+        """
+        if isinstance(args, dict):
+            super().parse_arguments(parser, args)
+            return
+        given = sys.argv[1:] if args is None else list(args)
+        self.config = parser.parse_args(resolve_config_arguments(given))
 
     def _parse_ckpt_path(self) -> None:
         """Check the checkpoint against the command instead of silently overriding it.

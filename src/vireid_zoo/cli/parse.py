@@ -1,14 +1,15 @@
 """``vireid-zoo parse``: run a human parser over a dataset and write its part-label maps.
 
-CSCL (Liu et al., IEEE TMM 2025) trains with human parsing; METHODS.md [A] has the maps
-precomputed offline (the usual parser is SCHP on LIP labels). This module runs a parser the
-user supplies — a TorchScript file (``torch.jit.load``), a ``torch.export`` program
-(``.pt2``) or, with ``onnxruntime`` installed, an ONNX file (``.onnx``) — that maps
-ImageNet-normalised RGB images (B, 3, H, W) to per-pixel labels
-(B, H', W') or logits (B, C, H', W'). Every image of the dataset's image trees (training
-and test) gets a map at its own size (nearest resize) in a tree parallel to the dataset
-(``<output>/<relative path>.png``, see :mod:`vireid_zoo.data.parsing`). The output is
-written into a hidden sibling folder that takes the output's name only once complete.
+CSCL (Liu et al., IEEE TMM 2025) trains with human parsing; this zoo has the maps
+precomputed offline, usually by SCHP on LIP labels ([A]: an assumption of this zoo, see the
+table of the CSCL README). This module runs a parser the user supplies — a TorchScript
+file (``torch.jit.load``), a ``torch.export`` program (``.pt2``) or, with ``onnxruntime``
+installed, an ONNX file (``.onnx``) — that maps ImageNet-normalised RGB images
+(B, 3, H, W) to per-pixel labels (B, H', W') or logits (B, C, H', W'). Every image of the
+dataset's image trees (training and test) gets a map at its own size (nearest resize) in a
+tree parallel to the dataset (``<output>/<relative path>.png``, see
+[`vireid_zoo.data.parsing`][]). The output is written into a hidden sibling folder that
+takes the output's name only once complete.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from vireid_zoo.data.transforms import build_test_transform
 Parser = Callable[[torch.Tensor], torch.Tensor]
 
 PARSED_DATASETS = ("sysu_mm01", "regdb", "llcm", "folder")
-"""What :func:`parse_dataset` parses: a dataset's training images, or every image of a folder."""
+"""What [`parse_dataset`][] parses: a dataset's training images, or every image of a folder."""
 
 
 class ParserError(ValueError):
@@ -216,7 +217,7 @@ def parse_dataset(
 
     Args:
         dataset: ``sysu_mm01``, ``regdb``, ``llcm`` (the training images, see
-            :func:`dataset_images`) or ``folder`` (every image under root).
+            [`dataset_images`][]) or ``folder`` (every image under root).
         root: The dataset root.
         parser: TorchScript or ONNX file (see the module docstring).
         output: The parsing root to create (the datamodules' ``parsing_root``).

@@ -1,6 +1,6 @@
 """Pretrained configurations: the contract a published model comes with (timm style).
 
-A :class:`PretrainedConfig` travels in a published model's ``config.json``. It states the
+A [`PretrainedConfig`][] travels in a published model's ``config.json``. It states the
 input contract (size, normalisation, interpolation), the embedding contract (dimension,
 which feature, normalised) and the provenance (dataset, protocol, measured metrics,
 commit, licence; for converted weights, their source). The zoo registers a named
@@ -22,7 +22,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
 CHECKPOINT_CFG_KEY = "vireid_zoo_pretrained_cfg"
-"""Key of a Lightning checkpoint that carries the :class:`PretrainedConfig` of the weights it
+"""Key of a Lightning checkpoint that carries the [`PretrainedConfig`][] of the weights it
 holds (written for converted weights; read by ``vireid-zoo publish``)."""
 _HUB_SOURCE = re.compile(r"^hf-hub:(?P<repo>[\w.\-]+/[\w.\-]+)(?:@(?P<revision>[\w.\-/]+))?$")
 
@@ -49,7 +49,7 @@ class PretrainedConfig:
         hub_id: ``org/name`` on the Hugging Face Hub.
         revision: Hub revision (branch, tag or commit) of the weights.
         source: Where converted weights come from (see
-            :func:`vireid_zoo.conversion.convert_checkpoint`), None for weights trained by
+            [`vireid_zoo.hub.conversion.convert_checkpoint`][]), None for weights trained by
             the zoo: ``codebase``, ``repository``, ``file`` (name), ``sha256``, ``epoch``
             and ``reported_metrics``, the scores stored in the source checkpoint
             (fractions; reported by it, never measured by the zoo; ``reported_by`` says
@@ -82,7 +82,7 @@ class PretrainedConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PretrainedConfig:
-        """Rebuild from :meth:`to_dict` output; unknown keys are refused by name."""
+        """Rebuild from [`to_dict`][] output; unknown keys are refused by name."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

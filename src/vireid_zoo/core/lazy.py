@@ -2,19 +2,21 @@
 
 A package face lists its public names once, as ordinary imports inside an
 ``if TYPE_CHECKING:`` block, which type checkers and editors read as usual; at run time
-:func:`attach` reads that block from the face's source and serves each name on first
+[`attach`][] reads that block from the face's source and serves each name on first
 access. ``import vireid_zoo`` therefore costs almost nothing, and
 ``import vireid_zoo.evaluation.functional`` imports torch and numpy but not Lightning,
-timm, matplotlib or the Hub client::
+timm, matplotlib or the Hub client:
 
-    from typing import TYPE_CHECKING
+```python
+from typing import TYPE_CHECKING
 
-    from vireid_zoo.core.lazy import attach
+from vireid_zoo.core.lazy import attach
 
-    if TYPE_CHECKING:
-        from vireid_zoo.evaluation.functional import evaluate
+if TYPE_CHECKING:
+    from vireid_zoo.evaluation.functional import evaluate
 
-    __getattr__, __dir__, __all__ = attach(__name__, __file__)
+__getattr__, __dir__, __all__ = attach(__name__, __file__)
+```
 """
 
 from __future__ import annotations

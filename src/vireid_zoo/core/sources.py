@@ -34,6 +34,11 @@ def resolve_files(
         revision = revision or at_revision
     folder = Path(source.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
     if not from_hub and (source.startswith(LOCAL_DIR_PREFIX) or folder.is_dir()):
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{source}: the folder {folder} does not exist ({LOCAL_DIR_PREFIX}PATH names a "
+                f"folder written by save_pretrained; a Hub repository is {HF_HUB_PREFIX}ORG/NAME)"
+            )
         config, weights = folder / CONFIG_NAME, folder / WEIGHTS_NAME
         for path in (config, weights):
             if not path.is_file():

@@ -5,7 +5,10 @@ Loading never unpickles: saved networks are ``safetensors`` files; a pickled sta
 ``torch.load(weights_only=True)`` only. Loading is strict: every weight of the network must
 be in the file with its shape, and the file may hold nothing else; only an identity
 classifier of another size (a different number of training identities) may differ, and it
-is then re-initialised with a warning.
+is then re-initialised with a warning. Names are compared after dropping the
+``_orig_mod.`` segments that ``torch.compile`` adds (a network compiled by hand saves
+``net._orig_mod.*``), so compiled and uncompiled weights load into each other; nothing
+else about the rule changes.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch
 from safetensors.torch import load_file
 
 CLASSIFIER_MARKER = ".classifier."
-
+COMPILED_SEGMENT = "_orig_mod"
+"""The name segment ``torch.compile``'s wrapper module adds to every name of its weights."""
 
 MAX_LISTED_KEYS = 5
 """Keys named per kind of difference in a mismatch message."""
@@ -81,6 +85,43 @@ class WeightsDifference:
         return ", ".join(parts) or "no difference"
 
 
+def uncompiled_name(key: str) -> str:
+    """``key`` without the ``_orig_mod.`` segments of ``torch.compile`` wrappers."""
+    return ".".join(part for part in key.split(".") if part != COMPILED_SEGMENT)
+
+
+def align_compiled_names(
+    expected: Mapping[str, torch.Tensor], given: Mapping[str, torch.Tensor], source: str
+) -> dict[str, torch.Tensor]:
+    """``given`` with each name spelt as ``expected`` spells it, ``_orig_mod.`` aside.
+
+    A weight saved from a ``torch.compile`` wrapper (``net._orig_mod.neck.weight``) is
+    renamed to the module's ``net.neck.weight`` and the reverse; names that match no weight
+    of the module stay as they are (and are then reported as unexpected).
+
+    Args:
+        expected: The module's state dict.
+        given: The weights to load.
+        source: Where the weights come from, for messages.
+
+    Raises:
+        WeightsMismatchError: two weights of ``given`` are the same weight once
+            ``_orig_mod.`` is dropped.
+    """
+    own = {uncompiled_name(key): key for key in expected}
+    aligned: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
+    for key, value in given.items():
+        name = own.get(uncompiled_name(key), key)
+        if name in aligned:
+            raise WeightsMismatchError(
+                f"the weights in {source} hold {origin[name]!r} and {key!r}, the same weight "
+                "with and without torch.compile's '_orig_mod.' prefix; keep one of them"
+            )
+        aligned[name], origin[name] = value, key
+    return aligned
+
+
 def compare_weights(
     expected: Mapping[str, torch.Tensor],
     given: Mapping[str, torch.Tensor],
@@ -115,10 +156,10 @@ def require_fit(
     allow_classifier_resize: bool = True,
     hint: str = "They belong to another architecture or configuration.",
 ) -> None:
-    """Raise :class:`WeightsMismatchError` unless the weights fit.
+    """Raise [`WeightsMismatchError`][] unless the weights fit.
 
     Args:
-        difference: From :func:`compare_weights`.
+        difference: From [`compare_weights`][].
         source: Where the weights come from (a file, a folder, a Hub repository).
         target: What they are loaded into, e.g. ``"AGW(arch='resnet50')"``.
         allow_classifier_resize: Accept an identity classifier of another size.
@@ -144,7 +185,9 @@ def load_weights_strict(
 
     Every weight of the module must be in ``state`` with its shape and ``state`` may hold
     nothing else; only an identity classifier of another size may differ (when
-    ``allow_classifier_resize``): it is then kept as initialised, with a warning.
+    ``allow_classifier_resize``): it is then kept as initialised, with a warning. Names
+    are matched with [`align_compiled_names`][] (``torch.compile``'s ``_orig_mod.``
+    aside).
 
     Args:
         module: The network (or any module) to fill.
@@ -152,7 +195,7 @@ def load_weights_strict(
         source: Where the weights come from, for messages.
         target: What they are loaded into, for messages (default: the module's class).
         allow_classifier_resize: Accept an identity classifier of another size.
-        may_be_missing: Keys ``state`` may lack (see :func:`compare_weights`).
+        may_be_missing: Keys ``state`` may lack (see [`compare_weights`][]).
         hint: The last sentence of a mismatch message.
 
     Returns:
@@ -162,6 +205,7 @@ def load_weights_strict(
         WeightsMismatchError: naming the missing, unexpected and reshaped keys.
     """
     expected = module.state_dict()
+    state = align_compiled_names(expected, state, source)
     difference = compare_weights(expected, state, may_be_missing=may_be_missing)
     require_fit(
         difference,

@@ -37,5 +37,6 @@ if TYPE_CHECKING:
         build_test_transform,
         build_train_transform,
     )
+    from vireid_zoo.data.verify import Verification, decode_images, verify_dataset
 
 __getattr__, __dir__, __all__ = attach(__name__, __file__)

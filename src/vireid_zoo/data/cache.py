@@ -1,9 +1,9 @@
 """Opt-in cache of pre-resized images: one memory-mapped uint8 ``.npy`` file per split.
 
 Decoding a full-size JPEG and resizing it is most of a training item's cost when the
-images are large (SYSU-MM01's visible crops). An :class:`ImageCache` decodes and resizes
+images are large (SYSU-MM01's visible crops). An [`ImageCache`][] decodes and resizes
 every image of a split once, with the transforms' own resize step
-(:func:`~vireid_zoo.data.transforms.build_resize`), and stores the uint8 results as the
+([`build_resize`][]), and stores the uint8 results as the
 rows of an ``(N, 3, H, W)`` array in ``<folder>/<name>-<H>x<W>-<key>.npy``. Training and
 evaluation then read rows of the memory-mapped file and run only the steps after the
 resize (pad, crop, flip, erasing, normalisation). The resize draws no random number, so
@@ -165,7 +165,7 @@ class CachedArrays:
 class _Resized(Dataset):
     """Item ``i``: file ``i`` decoded and resized exactly as the transforms do it.
 
-    Images: RGB (as :func:`~vireid_zoo.data.datasets.load_image`), ``(3, H, W)`` uint8.
+    Images: RGB (as [`load_image`][]), ``(3, H, W)`` uint8.
     With ``maps``: the grouped part map of the image, ``(H, W)`` uint8, resized with
     nearest interpolation (the resize step's treatment of masks).
     """

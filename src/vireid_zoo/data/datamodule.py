@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from vireid_zoo.core.contract import IMAGENET_MEAN, IMAGENET_STD
 from vireid_zoo.core.records import Sample
+from vireid_zoo.core.spawn import refuse_unguarded_spawn
 from vireid_zoo.data.cache import CachedArrays, ImageCache
 from vireid_zoo.data.datasets import EvaluationDataset, PairedTrainDataset, training_labels
 from vireid_zoo.data.folder import ManifestDataset
@@ -35,12 +36,12 @@ from vireid_zoo.evaluation.protocols import EvaluationSuite, TaskSpec
 class VIReIDDataModule(LightningDataModule):
     """Shared training and evaluation data plumbing.
 
-    Training batches come from a :class:`CrossModalityIdentitySampler` (P identities x K
+    Training batches come from a [`CrossModalityIdentitySampler`][] (P identities x K
     visible + K infrared images, DDP-aware). Evaluation batches cover an
-    :class:`EvaluationSuite`: every image of the run's tasks, embedded once.
+    [`EvaluationSuite`][]: every image of the run's tasks, embedded once.
 
-    Subclasses implement :meth:`train_samples`, :meth:`test_tasks` and optionally
-    :meth:`val_tasks`.
+    Subclasses implement [`train_samples`][], [`test_tasks`][] and optionally
+    [`val_tasks`][].
 
     Args:
         image_size: ``(height, width)`` of the network input.
@@ -62,7 +63,7 @@ class VIReIDDataModule(LightningDataModule):
             docs/parsing.md): training batches then also hold ``visible_parsing`` and
             ``infrared_parsing`` part maps. None loads no maps.
         parsing_grouping: How parser labels become parts: a name of
-            :data:`~vireid_zoo.data.parsing.GROUPINGS` (``"lip5"``: LIP into background, head,
+            [`GROUPINGS`][vireid_zoo.data.parsing.GROUPINGS] (``"lip5"``: LIP into background, head,
             upper body, lower body, shoes) or a mapping ``{part: [parser labels]}`` with the
             background first.
         parsing_ignore_label: Parser label of pixels the parsing loss ignores (None: none).
@@ -313,6 +314,11 @@ class VIReIDDataModule(LightningDataModule):
         """The test suite's images, for embedding them with ``Trainer.predict``."""
         return self._evaluation_loader(self.test_suite, "test")
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for ``ddp_spawn``: refused at once from a script without a main guard."""
+        refuse_unguarded_spawn(type(self).__name__)
+        return super().__getstate__()
+
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint records about the data it was trained on and its input contract."""
         return {
@@ -341,7 +347,7 @@ class SYSUMM01DataModule(VIReIDDataModule):
             (all-search, ``val_trials`` trials) instead of training on train+val ids.
         val_trials: Gallery trials of validation.
         check_counts: Warn when counts differ from the published dataset.
-        **kwargs: :class:`VIReIDDataModule` arguments.
+        **kwargs: [`VIReIDDataModule`][] arguments.
     """
 
     dataset_name = "sysu_mm01"
@@ -398,7 +404,7 @@ class RegDBDataModule(VIReIDDataModule):
         trial: The split, 1..10.
         directions: Directions the test run scores.
         check_counts: Warn when counts differ from the published dataset.
-        **kwargs: :class:`VIReIDDataModule` arguments.
+        **kwargs: [`VIReIDDataModule`][] arguments.
     """
 
     dataset_name = "regdb"
@@ -448,7 +454,7 @@ class LLCMDataModule(VIReIDDataModule):
         directions: Directions the test run scores.
         trials: Number of gallery trials (seeds 0..trials-1); 10 in the protocol.
         check_counts: Warn when counts differ from the published dataset.
-        **kwargs: :class:`VIReIDDataModule` arguments.
+        **kwargs: [`VIReIDDataModule`][] arguments.
     """
 
     dataset_name = "llcm"
@@ -482,11 +488,11 @@ class ManifestDataModule(VIReIDDataModule):
     Args:
         manifest: The CSV file.
         root: Folder relative paths start from (default: the manifest's folder).
-        protocol: Exclusion and CMC rule (see :class:`ManifestDataset`).
+        protocol: Exclusion and CMC rule (see [`ManifestDataset`][]).
         trials: Number of gallery trials.
         gallery_shots: ``None`` uses the whole gallery; ``k`` samples ``k`` images per
             (identity, camera) per trial with the standard seeded sequence.
-        **kwargs: :class:`VIReIDDataModule` arguments.
+        **kwargs: [`VIReIDDataModule`][] arguments.
     """
 
     dataset_name = "manifest"

@@ -56,22 +56,23 @@ class PairedTrainDataset(Dataset):
     Args:
         samples: Training images of both modalities.
         visible_transform: Transform of visible images; with ``parsing``, a transform of
-            an image and its part map (:class:`~vireid_zoo.data.transforms.PairedTrainTransform`).
+            an image and its part map
+            ([`PairedTrainTransform`][vireid_zoo.data.transforms.PairedTrainTransform]).
         infrared_transform: Transform of infrared images (likewise).
         parsing: The human-parsing maps of the images (CSCL), or None.
         image_cache: Pre-resized images of ``samples``
-            (:meth:`~vireid_zoo.data.cache.ImageCache.images`), read instead of decoding
+            ([`images`][vireid_zoo.data.cache.ImageCache.images]), read instead of decoding
             the files; the transforms then get ``(3, H, W)`` uint8 tensors at the input
             size and must not resize (build them with ``resize=False``).
         parsing_cache: Pre-resized part maps of ``samples``
-            (:meth:`~vireid_zoo.data.cache.ImageCache.part_maps`); required with
+            ([`part_maps`][vireid_zoo.data.cache.ImageCache.part_maps]); required with
             ``parsing`` and ``image_cache``, since maps must have their image's size.
 
     Items are dicts: ``visible``, ``infrared`` (image tensors) and ``visible_pid``,
     ``infrared_pid`` (training class labels 0..num_classes-1, not raw identities); with
     ``parsing`` also ``visible_parsing``, ``infrared_parsing``: (H, W) long part maps
     transformed with their images (ignored pixels:
-    :data:`~vireid_zoo.data.parsing.IGNORE_INDEX`).
+    [`IGNORE_INDEX`][vireid_zoo.data.parsing.IGNORE_INDEX]).
     """
 
     def __init__(

@@ -110,7 +110,7 @@ class ManifestDataset:
         return list(self._splits["gallery"])
 
     def gallery_trial(self, trial: int, shots: int | None = None) -> list[int]:
-        """Indices into :meth:`gallery_pool` for trial ``trial``.
+        """Indices into [`gallery_pool`][] for trial ``trial``.
 
         Args:
             trial: The trial number (also the seed).
@@ -127,7 +127,7 @@ class ManifestDataset:
         return seeded_gallery_trial([groups[key] for key in sorted(groups)], trial, shots)
 
     def gallery_samples(self, trial: int = 0, shots: int | None = None) -> list[Sample]:
-        """The gallery of trial ``trial`` (see :meth:`gallery_trial`)."""
+        """The gallery of trial ``trial`` (see [`gallery_trial`][])."""
         pool = self._splits["gallery"]
         return [pool[i] for i in self.gallery_trial(trial, shots)]
 

@@ -17,7 +17,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 
 
 def require(dataset: str, root: Path, relative: str, how_to_obtain: str, *, is_dir: bool) -> Path:
-    """Return ``root / relative`` or raise :class:`DatasetNotFoundError` naming it."""
+    """Return ``root / relative`` or raise [`DatasetNotFoundError`][] naming it."""
     if not root.is_dir():
         raise DatasetNotFoundError(dataset, root, "the root folder itself", how_to_obtain)
     path = root / relative
@@ -154,7 +154,7 @@ def flatten(folders: Sequence[IdentityCameraFolder]) -> list[Sample]:
 
 
 def folder_groups(folders: Sequence[IdentityCameraFolder]) -> list[list[int]]:
-    """Return, for each folder, the indices its samples take in :func:`flatten`'s list."""
+    """Return, for each folder, the indices its samples take in [`flatten`][]'s list."""
     groups, start = [], 0
     for folder in folders:
         groups.append(list(range(start, start + len(folder.samples))))

@@ -150,7 +150,7 @@ class LLCM:
         return flatten(self._test_folders[self._modalities(direction)[1]])
 
     def gallery_trial(self, trial: int, direction: Direction = "ir_to_vis") -> list[int]:
-        """Indices into :meth:`gallery_pool`: one seeded ``random.choice`` per folder."""
+        """Indices into [`gallery_pool`][]: one seeded ``random.choice`` per folder."""
         folders = self._test_folders[self._modalities(direction)[1]]
         return seeded_gallery_trial(folder_groups(folders), trial, shots=1)
 

@@ -2,13 +2,13 @@
 
 CSCL (Liu et al., "Cross-Modality Semantic Consistency Learning for Visible-Infrared Person
 Re-Identification", IEEE TMM 27, 2025) trains with human semantic parsing. The maps are
-precomputed offline by a human parser (METHODS.md [A]: SCHP on LIP labels, or
-``vireid-zoo parse``) and stored in a folder tree parallel to the dataset: the map of
-``<dataset root>/<relative path>.<ext>`` is ``<parsing root>/<relative path>.png``, a
-single-channel PNG of the parser's labels at the image's size. A :class:`PartGrouping`
-turns parser labels into part indices ``0..K-1`` (0 is the background) and marks
-unreliable pixels (infrared parses are noisy) with an ignore label; grouped maps use
-:data:`IGNORE_INDEX` for them. Missing maps are reported, never replaced.
+precomputed offline by a human parser (SCHP on LIP labels, or ``vireid-zoo parse``; [A]: an
+assumption of this zoo, see the table of the CSCL README) and stored in a folder tree
+parallel to the dataset: the map of ``<dataset root>/<relative path>.<ext>`` is
+``<parsing root>/<relative path>.png``, a single-channel PNG of the parser's labels at the
+image's size. A [`PartGrouping`][] turns parser labels into part indices ``0..K-1`` (0 is
+the background) and marks unreliable pixels (infrared parses are noisy) with an ignore
+label; grouped maps use [`IGNORE_INDEX`][] for them. Missing maps are reported, never replaced.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ LIP_FIVE_PARTS: dict[str, tuple[int, ...]] = {
     "lower_body": (9, 12, 16, 17),  # pants, skirt, left and right leg
     "shoes": (8, 18, 19),  # socks, left and right shoe
 }
-"""The default grouping (METHODS.md [A]): the 20 LIP labels into K = 5 parts."""
+"""The default grouping ([A], see the CSCL README's table): the 20 LIP labels into K = 5 parts."""
 
 GROUPINGS: dict[str, Mapping[str, Sequence[int]]] = {"lip5": LIP_FIVE_PARTS}
 """Named groupings that ``parsing_grouping`` accepts instead of a mapping."""
@@ -62,7 +62,7 @@ class PartGrouping:
         names: Part names in index order.
         labels: For each part, the parser labels it gathers.
         ignore_label: Parser label of pixels the parsing loss ignores (None: no such
-            label); it becomes :data:`IGNORE_INDEX` in grouped maps.
+            label); it becomes [`IGNORE_INDEX`][] in grouped maps.
     """
 
     names: tuple[str, ...]
@@ -93,7 +93,7 @@ class PartGrouping:
     def from_config(
         cls, grouping: str | Mapping[str, Sequence[int]] = "lip5", ignore_label: int | None = 255
     ) -> PartGrouping:
-        """Build a grouping from a name of :data:`GROUPINGS` or a ``{part: [labels]}`` map.
+        """Build a grouping from a name of [`GROUPINGS`][] or a ``{part: [labels]}`` map.
 
         The mapping's first entry is the background (index 0); YAML mappings keep their order.
         """

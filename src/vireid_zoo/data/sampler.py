@@ -11,7 +11,7 @@ triples, so batch position ``j`` holds a visible and an infrared image of the sa
 person; the seed makes each image's random augmentation a function of ``(seed, epoch)``
 alone, whatever the number of workers and across an interrupted and resumed fit.
 
-The class derives from :class:`~torch.utils.data.DistributedSampler` only so that
+The class derives from `DistributedSampler` only so that
 Lightning recognises it as distributed-aware and leaves it alone: Lightning would
 otherwise wrap it in its own distributed sampler, which reshuffles indices and breaks the
 P x K structure.

@@ -154,7 +154,7 @@ class SYSUMM01:
         split: TestSplit = "test",
         sampling: GallerySampling = "standard",
     ) -> list[int]:
-        """Indices into :meth:`gallery_pool` of trial ``trial``'s gallery.
+        """Indices into [`gallery_pool`][] of trial ``trial``'s gallery.
 
         Args:
             trial: 0..9 for the published protocol.
@@ -192,7 +192,7 @@ class SYSUMM01:
         split: TestSplit = "test",
         sampling: GallerySampling = "standard",
     ) -> list[Sample]:
-        """The gallery of trial ``trial`` (see :meth:`gallery_trial` for the arguments)."""
+        """The gallery of trial ``trial`` (see [`gallery_trial`][] for the arguments)."""
         pool = self.gallery_pool(mode, split)
         return [pool[i] for i in self.gallery_trial(trial, mode, shots, split, sampling)]
 

@@ -7,7 +7,7 @@ Visible-Infrared Recognition", ICCV 2021) is an option for visible training imag
 replace the image by one of its colour channels or its grayscale, and erase a random
 rectangle with random values.
 
-With human-parsing maps (CSCL), :class:`PairedTrainTransform` moves each image's part map
+With human-parsing maps (CSCL), [`PairedTrainTransform`][] moves each image's part map
 with the image's geometric steps and leaves it out of the photometric ones.
 """
 
@@ -62,9 +62,9 @@ class RandomChannelSelection(nn.Module):
 def build_resize(size: Sequence[int], interpolation: str = "bilinear") -> v2.Resize:
     """Return the resize step of every transform: ``size`` = ``(height, width)``, antialiased.
 
-    Part maps (:class:`~torchvision.tv_tensors.Mask`) go through it with nearest
+    Part maps (`Mask`) go through it with nearest
     interpolation whatever ``interpolation`` is. The image cache
-    (:mod:`vireid_zoo.data.cache`) resizes with this same step, so cached pixels equal
+    ([`vireid_zoo.data.cache`][]) resizes with this same step, so cached pixels equal
     those the transforms compute.
     """
     if interpolation not in INTERPOLATIONS:
@@ -153,7 +153,7 @@ class PairedTrainTransform:
     photometric ones (channel augmentation, normalisation, random erasing), so every label
     stays on the pixel it describes. Random draws happen in the order of the image-only
     transform: under one seed the image comes out exactly as from
-    :func:`build_train_transform`.
+    [`build_train_transform`][].
 
     Args:
         geometric: Steps applied to the image and the map together.
@@ -193,7 +193,7 @@ def build_paired_train_transform(
 ) -> PairedTrainTransform:
     """Return the training transform of an image and its part map.
 
-    The arguments are those of :func:`build_train_transform`.
+    The arguments are those of [`build_train_transform`][].
     """
     geometric, photometric = _train_steps(
         image_size,
@@ -220,7 +220,7 @@ def build_test_transform(
     """Return the test transform: resize, to float, normalise.
 
     ``resize=False`` leaves the resize out, for inputs already at ``image_size`` (an
-    image cache); the other arguments are those of :func:`build_train_transform`.
+    image cache); the other arguments are those of [`build_train_transform`][].
     """
     steps: list[nn.Module] = [v2.ToImage()]
     if resize:

@@ -1,6 +1,6 @@
 """Export a network's embedding function to ONNX: one file per modality.
 
-:func:`to_onnx` exports ``net.extract_features(images, modality)`` for one modality, so the
+[`to_onnx`][] exports ``net.extract_features(images, modality)`` for one modality, so the
 modality's stem is baked into the graph: a deployment that embeds both visible and
 infrared images needs two files (one per stem). The graph maps ``images`` (B, 3, H, W),
 float32, already resized and normalised, to ``embeddings`` (B, D), already L2-normalised,
@@ -179,7 +179,7 @@ def to_onnx(
             replaced only once the export has succeeded).
         modality: ``"visible"`` or ``"infrared"``: the stem baked into the graph.
         image_size: ``(height, width)`` of the input; None: the network's published
-            input size (``net.pretrained_cfg``, see :func:`~vireid_zoo.deploy.retrieval.input_spec`;
+            input size (``net.pretrained_cfg``, see [`input_spec`][];
             288 x 144 for untrained weights).
         mean: Normalisation mean recorded in the metadata (the graph does not normalise);
             None: the network's.

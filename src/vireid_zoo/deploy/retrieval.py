@@ -1,8 +1,8 @@
 """Search a gallery of images with a trained network, without a dataset or a Trainer.
 
-:func:`search` embeds the query images with the stem of their modality and the gallery
+[`search`][] embeds the query images with the stem of their modality and the gallery
 images with the stem of theirs, ranks the gallery of each query by cosine similarity and
-keeps the ``top_k`` best; :func:`plot_search` draws the result. Images are given as a
+keeps the ``top_k`` best; [`plot_search`][] draws the result. Images are given as a
 folder (searched recursively) or a list of files; nothing about identities is known, so
 nothing is scored, only ranked.
 
@@ -256,7 +256,7 @@ def search(
         query_modality: Modality of every query image (``"visible"`` or ``"infrared"``);
             it chooses the stem they go through.
         gallery_modality: Modality of every gallery image.
-        image_size: ``(height, width)``; None: the network's (see :func:`input_spec`).
+        image_size: ``(height, width)``; None: the network's (see [`input_spec`][]).
         mean: Normalisation mean; None: the network's.
         std: Normalisation standard deviation; None: the network's.
         interpolation: Resize interpolation; None: the network's.
@@ -265,7 +265,7 @@ def search(
         device: Where the network runs (it is moved back afterwards).
 
     Returns:
-        The ranked lists (:class:`SearchResult`).
+        The ranked lists ([`SearchResult`][]).
 
     Raises:
         ValueError: An unknown modality, ``top_k`` or ``batch_size`` below 1, or a folder
@@ -302,7 +302,7 @@ def plot_search(
     unknown, so nothing is coloured as a match.
 
     Args:
-        result: A :func:`search` result.
+        result: A [`search`][] result.
         path: PNG file to write.
         max_queries: Rows to draw (at most the number of queries).
         title: Figure title; by default the modalities searched.

@@ -16,7 +16,7 @@ from vireid_zoo.evaluation.rerank import RerankConfig
 class RetrievalMetric(Metric):
     """Accumulate embeddings of a suite's images and score every task of the suite.
 
-    Each rank calls :meth:`update` with the batches it embedded; ``compute`` gathers all
+    Each rank calls [`update`][] with the batches it embedded; ``compute`` gathers all
     ranks' states, drops the duplicate indices that distributed samplers add by padding,
     checks that every suite image was embedded exactly as the suite describes it, and
     scores each task over its trials. The numbers are the same on one process and on
@@ -26,7 +26,7 @@ class RetrievalMetric(Metric):
         suite: The images and tasks being evaluated.
         max_rank: CMC length.
         rerank: Opt-in k-reciprocal re-ranking; results say when it was applied.
-        **kwargs: Passed to :class:`torchmetrics.Metric` (e.g. ``process_group``).
+        **kwargs: Passed to `torchmetrics.Metric` (e.g. ``process_group``).
 
     ``compute`` returns ``{task name: MultiTrialResult}``.
     """

@@ -89,7 +89,7 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class EvaluationTask:
-    """A task with its images resolved to indices into an :class:`EvaluationSuite`.
+    """A task with its images resolved to indices into an [`EvaluationSuite`][].
 
     Attributes:
         name: Name used in logged metrics.
@@ -226,7 +226,7 @@ def run_trials(
 ) -> MultiTrialResult:
     """Score ``task`` on every trial from the features of the suite's images.
 
-    The distance is the standard one (:func:`cosine_distance`, float64), computed in
+    The distance is the standard one ([`cosine_distance`][], float32), computed in
     chunks of queries, so memory stays bounded whatever the gallery size.
 
     Args:
@@ -239,20 +239,21 @@ def run_trials(
             result is labelled with it.
     """
     query = torch.as_tensor(task.query, device=features.device)
+    query_features, query_pids, query_cams = features[query], pids[query], camids[query]
     results = []
     for gallery_indices in task.galleries:
         gallery = torch.as_tensor(gallery_indices, device=features.device)
-        labels = (pids[query], pids[gallery], camids[query], camids[gallery])
+        labels = (query_pids, pids[gallery], query_cams, camids[gallery])
         if rerank is None:
             result = evaluate_features(
-                features[query],
+                query_features,
                 features[gallery],
                 *labels,
                 protocol=task.protocol,
                 max_rank=max_rank,
             )
         else:
-            distance = k_reciprocal_rerank(features[query], features[gallery], rerank)
+            distance = k_reciprocal_rerank(query_features, features[gallery], rerank)
             result = evaluate(distance, *labels, protocol=task.protocol, max_rank=max_rank)
         results.append(result)
     return MultiTrialResult(

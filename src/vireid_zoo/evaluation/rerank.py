@@ -17,8 +17,8 @@ each node the method
 6. returns (1 - lambda) * Jaccard + lambda * original distance (Sec. 3.4, Eq. 12).
 
 Re-ranking is never applied by default: callers opt in by calling
-:func:`k_reciprocal_rerank` and scoring its output with
-:func:`vireid_zoo.evaluation.functional.evaluate`.
+[`k_reciprocal_rerank`][] and scoring its output with
+[`vireid_zoo.evaluation.functional.evaluate`][].
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def k_reciprocal_rerank(
 
     Returns:
         ``(num_query, num_gallery)`` float32 distances on the CPU, smaller is more
-        similar, to be passed to :func:`vireid_zoo.evaluation.functional.evaluate`.
+        similar, to be passed to [`vireid_zoo.evaluation.functional.evaluate`][].
 
     Raises:
         ValueError: If the features are not 2-D, are empty, or differ in dimension.

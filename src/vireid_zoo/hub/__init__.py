@@ -1,7 +1,7 @@
 """Trained checkpoints: loading Lightning checkpoints, publishing measured networks.
 
 Saving and loading a network folder (``save_pretrained`` / ``from_pretrained``) belong to
-the network itself (:class:`~vireid_zoo.models.network.VIReIDNetwork`); this layer works
+the network itself ([`VIReIDNetwork`][]); this layer works
 with what training produces.
 """
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.contract import CHECKPOINT_CFG_KEY, PretrainedConfig
-from vireid_zoo.core.weights import WeightsMismatchError
+from vireid_zoo.core.weights import WeightsMismatchError, align_compiled_names
 from vireid_zoo.models.base import (
     CHECKPOINT_KEY,
     VIReIDModule,
@@ -26,38 +24,6 @@ from vireid_zoo.models.spec import class_path, loading_trained_weights
 
 CHECKPOINT_DECIDES = {"num_classes", "backbone_weights", *INIT_ONLY_ARGUMENTS}
 """Network arguments a command may give differently from the checkpoint it tests."""
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a Lightning checkpoint safely (``weights_only=True``: nothing in it runs).
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: it is not a readable checkpoint (truncated, or holding other objects),
-            in one paragraph naming the file.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ValueError(
-            f"{path} holds objects other than tensors and plain values ({first_line}); the "
-            "zoo loads checkpoints with weights_only=True and never runs code from them. "
-            "Use a checkpoint written by the zoo ('vireid-zoo fit' or a Trainer fitting a zoo "
-            "module)."
-        ) from None
-    except (RuntimeError, EOFError, OSError) as error:
-        raise ValueError(
-            f"{path} is not a readable checkpoint ({type(error).__name__}: "
-            f"{str(error).strip().splitlines()[0] if str(error).strip() else 'no detail'}); it "
-            "may be truncated by an interrupted copy or run: copy it again or use another "
-            "checkpoint of the run (e.g. last.ckpt)."
-        ) from None
-    if not isinstance(content, dict) or "state_dict" not in content:
-        raise ValueError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
-    return content
 
 
 def reconcile_network(
@@ -149,7 +115,8 @@ def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]
     The module class is the one the checkpoint records (every zoo module records it, from
     the CLI or from Python); it must be a vireid-zoo class. The network is rebuilt from the
     checkpoint's specification without its ImageNet initialisation (the checkpoint's
-    weights replace it), so nothing is downloaded.
+    weights replace it), so nothing is downloaded. Weights saved through a hand-made
+    ``torch.compile(module.net)`` (``net._orig_mod.*``) load too.
     """
     content = read_checkpoint(checkpoint)
     hparams = dict(content.get("hyper_parameters", {}))
@@ -159,7 +126,8 @@ def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]
     module_class = module_class_named(name, str(checkpoint))
     with loading_trained_weights():
         module = module_class(**{**hparams, "init_from": None})
-    module.load_state_dict(content["state_dict"])
+    state = align_compiled_names(module.state_dict(), content["state_dict"], str(checkpoint))
+    module.load_state_dict(state)
     return module.eval(), content
 
 
@@ -168,7 +136,7 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
 
     Input size, normalisation, interpolation and dataset come from the datamodule state
     that the checkpoint records; the embedding from the network. A checkpoint written for
-    converted weights (:func:`vireid_zoo.hub.conversion.write_test_checkpoint`) records
+    converted weights ([`vireid_zoo.hub.conversion.write_test_checkpoint`][]) records
     their contract and source instead, which are kept.
     """
     data = next(

@@ -1,13 +1,13 @@
 """Converting checkpoints of other codebases into zoo networks.
 
-:func:`convert_checkpoint` reads a checkpoint written by another codebase's training
+[`convert_checkpoint`][] reads a checkpoint written by another codebase's training
 script, maps its weights one to one onto the zoo network that is the same architecture,
 and returns that network in eval mode, with the checkpoint's provenance in
 ``pretrained_cfg.source``. ``vireid-zoo convert`` does the same and saves a zoo folder.
 
 Checkpoints of research codebases are pickles. They are read with
 ``torch.load(weights_only=True)`` and the smallest allow-list their metadata needs
-(:data:`NUMPY_ALLOW_LIST`: numpy's array and scalar reconstructors, ``ndarray``, ``dtype``
+([`NUMPY_ALLOW_LIST`][]: numpy's array and scalar reconstructors, ``ndarray``, ``dtype``
 and the float32 / float64 dtypes): nothing in the file is run, and a file that holds
 anything else is refused, naming what it held.
 
@@ -20,7 +20,7 @@ Codebases:
     ``train_ext.py`` save, ``{"net": state_dict, "cmc": ndarray, "mAP": float, "mINP":
     float, "epoch": int}`` (``mINP`` absent from the periodic saves), or a bare state
     dict, with or without a DataParallel ``module.`` prefix. It converts to the zoo's
-    :class:`~vireid_zoo.models.AGW`.
+    [`AGW`][].
 """
 
 from __future__ import annotations
@@ -111,17 +111,18 @@ class ConversionError(ValueError):
 def convert_checkpoint(path: str | Path, codebase: str = "agw", **overrides: Any) -> VIReIDNetwork:
     """Convert a checkpoint of another codebase into a zoo network, strictly.
 
-    Example::
-
+    Example:
+        ```python
         import vireid_zoo as vz
 
         net = vz.convert_checkpoint("sysu_agw_p4_n8_lr_0.1_seed_0_best.t")  # eval mode
         embeddings = net.extract_features(images, "infrared")
         net.save_pretrained("agw-sysu")  # loads with create_model("local-dir:agw-sysu")
+        ```
 
     Args:
         path: The checkpoint file.
-        codebase: The codebase that wrote it (see :data:`CODEBASES`).
+        codebase: The codebase that wrote it (see [`CODEBASES`][]).
         **overrides: What the weights cannot tell, per codebase. ``agw``: ``pooling``
             (``"gem"``, the reference default ``--method agw``, or ``"avg"``, its
             ``--method base``), ``dataset`` (training dataset recorded in the provenance;
@@ -154,7 +155,7 @@ def read_agw_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     Raises:
         ConversionError: The file is not a ``torch.save`` file, holds objects of other
             types than tensors, containers, numbers and the numpy types of
-            :data:`NUMPY_ALLOW_LIST`, or is not laid out as the agw codebase saves.
+            [`NUMPY_ALLOW_LIST`][], or is not laid out as the agw codebase saves.
         FileNotFoundError: ``path`` does not exist.
     """
     path = Path(path)

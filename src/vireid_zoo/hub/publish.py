@@ -1,6 +1,6 @@
 """Publishing a trained checkpoint: its network, contract, measured metrics and card.
 
-:func:`publish` only accepts the ``test_results.json`` of the very checkpoint it publishes
+[`publish`][] only accepts the ``test_results.json`` of the very checkpoint it publishes
 (``vireid-zoo test`` records the checkpoint's SHA-256), so every published number is
 measured.
 """

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.distance import pairwise_euclidean
+from vireid_zoo.losses.precision import in_float32
 
 CentreNegatives = Literal["any", "cross_modality"]
 
@@ -28,7 +29,7 @@ def modality_centres(
         features: (B, D) features.
         labels: (B,) identity labels.
         modalities: (B,) modality codes: 0 visible, 1 infrared (2 hybrid, see
-            :data:`MODALITY_NAMES`).
+            [`MODALITY_NAMES`][]).
         num_modalities: How many modality codes there are (2, or 3 with MHN's hybrid).
 
     Returns:
@@ -76,21 +77,23 @@ class HeteroCenterTripletLoss(nn.Module):
 
     Liu et al., "Parameter Sharing Exploration and Hetero-Center Triplet Loss for
     Visible-Thermal Person Re-Identification", IEEE TMM 2021 (hetero-center triplet
-    loss). With :math:`c^y_v, c^y_t` the visible and infrared centres of identity ``y``
+    loss). With $c^y_v, c^y_t$ the visible and infrared centres of identity ``y``
     among the P identities of the batch, each centre is an anchor whose positive is the
     other modality's centre of its identity and whose negative is the nearest centre (of
     either modality) of any other identity:
 
-    .. math:: L = \frac{1}{2P}\sum_{y}\sum_{m \in \{v, t\}} \big[\rho + d(c^y_m, c^y_{\bar m})
-        - \min_{y' \ne y,\, n \in \{v, t\}} d(c^y_m, c^{y'}_n)\big]_+ ,
+    $$
+    L = \frac{1}{2P}\sum_{y}\sum_{m \in \{v, t\}} \big[\rho + d(c^y_m, c^y_{\bar m})
+    - \min_{y' \ne y,\, n \in \{v, t\}} d(c^y_m, c^{y'}_n)\big]_+ ,
+    $$
 
-    with :math:`d` from :func:`~vireid_zoo.losses.pairwise_euclidean` (the paper sums over
+    with $d$ from [`pairwise_euclidean`][] (the paper sums over
     anchors; the mean keeps the scale independent of P). With
     ``negatives="cross_modality"`` the negative is the nearest centre of the *other*
-    modality only (:math:`n = \bar m`), as CSCL's identity-aware centre mining.
+    modality only ($n = \bar m$), as CSCL's identity-aware centre mining.
 
     Args:
-        margin: :math:`\rho`.
+        margin: $\rho$.
         negatives: ``"any"`` (the paper) or ``"cross_modality"``.
     """
 
@@ -103,6 +106,7 @@ class HeteroCenterTripletLoss(nn.Module):
         self.margin = margin
         self.negatives: CentreNegatives = negatives
 
+    @in_float32
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:

@@ -8,8 +8,8 @@ import torch
 def pairwise_euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r"""Euclidean distances between the rows of ``x`` (M, D) and ``y`` (N, D).
 
-    :math:`d_{ij} = \sqrt{\max(\lVert x_i\rVert^2 + \lVert y_j\rVert^2 - 2 x_i^\top y_j,
-    10^{-12})}`, expanded and clamped as the AGW reference code does: the clamp keeps the
+    $d_{ij} = \sqrt{\max(\lVert x_i\rVert^2 + \lVert y_j\rVert^2 - 2 x_i^\top y_j,
+    10^{-12})}$, expanded and clamped as the AGW reference code does: the clamp keeps the
     square root's gradient finite for coincident points (it is zero there). Computed in
     float32 (float64 for float64 inputs) with autocast off: in half precision the expansion
     cancels catastrophically (a point's distance to itself comes out near 0.5 for

@@ -2,7 +2,7 @@
 
 A loss built on raw distances between features scales with the features: a network can
 lower it by shrinking its features (e.g. the weight of a BNNeck) without bringing anything
-closer. Comparing the features after :func:`normalize_features` removes that way out.
+closer. Comparing the features after [`normalize_features`][] removes that way out.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from vireid_zoo.core.choices import check_choice
 
 FeatureNormalization = Literal["standardize", "l2", "none"]
 """How a loss makes its features scale-free before comparing them (see
-:func:`normalize_features`)."""
+[`normalize_features`][])."""
 
 
 def normalize_features(
@@ -25,12 +25,12 @@ def normalize_features(
     r"""The rows of ``features`` (N, D) in a space where their scale no longer matters.
 
     - ``"standardize"``: each dimension minus its mean over the N rows, divided by its
-      standard deviation over them, :math:`(x_{nd} - m_d) / \sqrt{v_d + \epsilon}` (the
+      standard deviation over them, $(x_{nd} - m_d) / \sqrt{v_d + \epsilon}$ (the
       variance divides by N). The statistics are those of all the rows given, so pass the
       rows of every modality together: the differences between modalities are kept, only
       the common per-dimension shift and scale are removed. The result is unchanged by
-      any map :math:`x_d \mapsto a_d x_d + b_d` (:math:`a_d > 0`) applied to all rows,
-      e.g. a BatchNorm's affine weights (up to :math:`\epsilon`), and the statistics are
+      any map $x_d \mapsto a_d x_d + b_d$ ($a_d > 0$) applied to all rows,
+      e.g. a BatchNorm's affine weights (up to $\epsilon$), and the statistics are
       not detached, so the gradient has no component along such a rescaling.
     - ``"l2"``: each row divided by its L2 norm (unchanged by a common scale of all the
       dimensions, not by per-dimension scales).

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vireid_zoo.losses.distance import pairwise_euclidean
+from vireid_zoo.losses.precision import in_float32
 
 _WRT_EPS = 1e-6
 
@@ -35,14 +36,16 @@ class BatchHardTripletLoss(nn.Module):
     its label (the anchor itself included, as in the reference code, at distance ~0) and
     the hardest negative the nearest sample with another label:
 
-    .. math:: L = \frac{1}{B}\sum_a \big[m + \max_{p: y_p = y_a} d_{ap}
-        - \min_{n: y_n \ne y_a} d_{an}\big]_+ ,
+    $$
+    L = \frac{1}{B}\sum_a \big[m + \max_{p: y_p = y_a} d_{ap}
+    - \min_{n: y_n \ne y_a} d_{an}\big]_+ ,
+    $$
 
-    or :math:`\frac{1}{B}\sum_a \log(1 + \exp(\max_p d_{ap} - \min_n d_{an}))` with the
-    soft margin. Distances are :func:`~vireid_zoo.losses.pairwise_euclidean`.
+    or $\frac{1}{B}\sum_a \log(1 + \exp(\max_p d_{ap} - \min_n d_{an}))$ with the
+    soft margin. Distances are [`pairwise_euclidean`][].
 
     Args:
-        margin: :math:`m`, unused with ``soft_margin``.
+        margin: $m$, unused with ``soft_margin``.
         soft_margin: Replace the hinge by the softplus.
         normalize_features: L2-normalise the features first.
     """
@@ -57,6 +60,7 @@ class BatchHardTripletLoss(nn.Module):
         self.soft_margin = soft_margin
         self.normalize_features = normalize_features
 
+    @in_float32
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of features (B, D) with identity labels (B,)."""
         same = _same_identity(features, labels)
@@ -76,20 +80,21 @@ class WeightedRegularizationTripletLoss(nn.Module):
 
     Ye et al., "Deep Learning for Person Re-identification: A Survey and Outlook",
     TPAMI 2021, the AGW baseline's weighted regularization triplet. For each anchor ``i``
-    with positives :math:`\mathcal{P}_i` (the anchor itself included, as in the reference
-    code) and negatives :math:`\mathcal{N}_i`:
+    with positives $\mathcal{P}_i$ (the anchor itself included, as in the reference
+    code) and negatives $\mathcal{N}_i$:
 
-    .. math::
-        w^p_{ij} = \frac{e^{d_{ij}}}{\sum_{k \in \mathcal{P}_i} e^{d_{ik}}},\quad
-        w^n_{ij} = \frac{e^{-d_{ij}}}{\sum_{k \in \mathcal{N}_i} e^{-d_{ik}}},\quad
-        L = \frac{1}{B}\sum_i \log\Big(1 + \exp\big(\sum_{j \in \mathcal{P}_i} w^p_{ij}
-        d_{ij} - \sum_{j \in \mathcal{N}_i} w^n_{ij} d_{ij}\big)\Big).
+    $$
+    w^p_{ij} = \frac{e^{d_{ij}}}{\sum_{k \in \mathcal{P}_i} e^{d_{ik}}},\quad
+    w^n_{ij} = \frac{e^{-d_{ij}}}{\sum_{k \in \mathcal{N}_i} e^{-d_{ik}}},\quad
+    L = \frac{1}{B}\sum_i \log\Big(1 + \exp\big(\sum_{j \in \mathcal{P}_i} w^p_{ij}
+    d_{ij} - \sum_{j \in \mathcal{N}_i} w^n_{ij} d_{ij}\big)\Big).
+    $$
 
     The softmaxes are computed as the reference code does, which also fixes the loss
     value: scores are shifted by the row maximum of the masked score matrix (masked-out
     entries count as 0, so for the negatives, whose scores are <= 0, the shift is 0) and
     1e-6 is added to each normaliser. Consequently, when every negative of an anchor is
-    far (:math:`e^{-d} \lesssim 10^{-6}`, i.e. d beyond about 14) the negative weights
+    far ($e^{-d} \lesssim 10^{-6}$, i.e. d beyond about 14) the negative weights
     shrink below a sum of 1, as in the reference.
 
     Args:
@@ -100,6 +105,7 @@ class WeightedRegularizationTripletLoss(nn.Module):
         super().__init__()
         self.normalize_features = normalize_features
 
+    @in_float32
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of features (B, D) with identity labels (B,), over the whole batch."""
         same = _same_identity(features, labels)

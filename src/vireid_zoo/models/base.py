@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import inspect
+import os
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, ClassVar, Literal, Self
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 
+from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.classes import import_zoo_class
+from vireid_zoo.core.records import Modality
 from vireid_zoo.core.sources import read_config, resolve_files
+from vireid_zoo.core.spawn import refuse_unguarded_spawn
 from vireid_zoo.core.version import __version__
 from vireid_zoo.core.weights import (
     WeightsMismatchError,
+    align_compiled_names,
     compare_weights,
     load_weights_strict,
     read_weights,
@@ -25,7 +32,12 @@ from vireid_zoo.evaluation.rerank import RerankConfig
 from vireid_zoo.losses.identity import IdentityLoss
 from vireid_zoo.models.evaluation_loop import EvaluationLoop
 from vireid_zoo.models.network import VIReIDNetwork
-from vireid_zoo.models.spec import build_network, class_path, network_spec
+from vireid_zoo.models.spec import (
+    build_network,
+    class_path,
+    loading_trained_weights,
+    network_spec,
+)
 
 Optimizer = Literal["sgd", "adam"]
 CHECKPOINT_KEY = "vireid_zoo"
@@ -35,17 +47,25 @@ MODULE_CLASSES: dict[str, type[VIReIDModule]] = {}
 """Module classes by ``module.QualName``; a checkpoint can only name one of these."""
 
 
+@dataclass(frozen=True)
+class CompiledSteps:
+    """What ``torch.compile`` made of a module's step and extraction (``compile=True``)."""
+
+    compute_losses: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+    extract_features: Callable[[torch.Tensor, Modality], torch.Tensor]
+
+
 class VIReIDModule(EvaluationLoop):
     """Shared Lightning recipe: training step, optimiser schedule, checkpoints, evaluation.
 
     A method subclasses it, names its network class in ``network_class`` and implements
-    :meth:`compute_losses`. The module takes its network whole (an instance, or the
+    [`compute_losses`][]. The module takes its network whole (an instance, or the
     ``{"class_path", "init_args"}`` specification YAML configs and checkpoints hold), so
     every network argument is written once, in the network's signature; the module's own
     arguments are the training recipe. Evaluation is
-    :class:`~vireid_zoo.models.evaluation_loop.EvaluationLoop`'s.
+    [`EvaluationLoop`][]'s.
 
-    Training step: :meth:`compute_losses` returns the weighted total under ``"loss"``, the
+    Training step: [`compute_losses`][] returns the weighted total under ``"loss"``, the
     identity accuracy under ``"accuracy"`` and every named term (``"id"``, ``"triplet"``,
     and the method's own); all are logged as ``train/<name>`` with the batch size of both
     modalities together.
@@ -77,6 +97,12 @@ class VIReIDModule(EvaluationLoop):
             written by ``save_pretrained``. Loading is strict except for the classifier,
             which is re-initialised when the number of identities differs. Applied when
             a fit starts from scratch, never when a checkpoint is restored.
+        compile: Run the training step (network forward and losses) and the feature
+            extraction through ``torch.compile`` (applied in [`configure_model`][], after
+            ``init_from``; weight names do not change, so checkpoints of compiled and
+            uncompiled runs load into each other).
+        channels_last: Keep the network's weights in the ``channels_last`` memory format
+            (faster convolutions on GPUs with tensor cores, and under ``bf16-mixed``).
     """
 
     network_class: ClassVar[type[VIReIDNetwork]] = VIReIDNetwork
@@ -104,6 +130,8 @@ class VIReIDModule(EvaluationLoop):
         rerank: bool = False,
         max_rank: int = 20,
         init_from: str | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         check_choice("optimizer", optimizer, Optimizer)
@@ -123,6 +151,9 @@ class VIReIDModule(EvaluationLoop):
         self.max_rank = max_rank
         self.init_from = init_from
         self._initialised_from: str | None = None
+        self.compile_network = compile
+        self.channels_last = channels_last
+        self._compiled: CompiledSteps | None = None
         # Every constructor argument of the subclass chain, and the network as a
         # specification (never the module itself): checkpoints rebuild the module from it.
         self.save_hyperparameters(ignore=["network"])
@@ -146,8 +177,9 @@ class VIReIDModule(EvaluationLoop):
         """
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """:meth:`compute_losses`, logged as ``train/<term>``; returns the total."""
-        terms = self.compute_losses(batch)
+        """[`compute_losses`][], logged as ``train/<term>``; returns the total."""
+        compute_losses = self._compiled.compute_losses if self._compiled else self.compute_losses
+        terms = compute_losses(batch)
         missing = [name for name in REQUIRED_TERMS if name not in terms]
         if missing:
             raise KeyError(f"{type(self).__name__}.compute_losses returned no {missing}")
@@ -167,7 +199,7 @@ class VIReIDModule(EvaluationLoop):
             return
         config_path, weights_path = resolve_files(self.init_from)
         saved_class = read_config(config_path).get("network_class")
-        own_class = class_path(type(self.net))
+        own_class = class_path(type(self._uncompiled_net()))
         if saved_class != own_class:
             raise WeightsMismatchError(
                 f"init_from {self.init_from!r} holds a {saved_class} network, but this "
@@ -175,6 +207,29 @@ class VIReIDModule(EvaluationLoop):
             )
         load_weights_strict(self.net, read_weights(weights_path), source=self.init_from)
         self._initialised_from = self.init_from
+
+    def configure_model(self) -> None:
+        """Apply ``channels_last`` and ``compile`` to the network once it is in a Trainer.
+
+        Lightning calls this hook after [`setup`][] (which loads ``init_from``) and
+        before it restores a checkpoint. Neither option renames a weight: the network is
+        converted in place and the compiled functions are kept beside it, never wrapped
+        around it, so checkpoints keep their plain ``net.*`` names. Compilation itself
+        happens at the first call.
+        """
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if self.compile_network and self._compiled is None:
+            self._compiled = CompiledSteps(
+                compute_losses=torch.compile(self.compute_losses),
+                extract_features=torch.compile(self.net.extract_features),
+            )
+
+    def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """``net.extract_features``, compiled once [`configure_model`][] applied ``compile``."""
+        if self._compiled:
+            return self._compiled.extract_features(images, modality)
+        return self.net.extract_features(images, modality)
 
     # Optimisation ------------------------------------------------------------------------
 
@@ -216,12 +271,60 @@ class VIReIDModule(EvaluationLoop):
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for ``ddp_spawn``: refused at once from a script without a main guard."""
+        refuse_unguarded_spawn(type(self).__name__)
+        return super().__getstate__()
+
     # Checkpoints -------------------------------------------------------------------------
 
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: str | Path | IO[bytes],
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """Lightning's ``load_from_checkpoint``, checked against what the call asks for.
+
+        The file is read with ``weights_only=True`` first (a damaged or foreign file is
+        refused in one paragraph, and nothing in it runs). The module class and the
+        network's class and trunk must be the checkpoint's: another is refused naming
+        both. Called on [`VIReIDModule`][] itself, the module class is the one the
+        checkpoint records. ``network`` may be a mapping of network arguments that
+        override the checkpoint's (e.g. ``network={"test_feature": "pool"}``), or a whole
+        network (an instance or ``{"class_path", "init_args"}``). The network is built
+        without its ImageNet initialisation: the checkpoint's weights replace it.
+
+        Raises:
+            WeightsMismatchError: the checkpoint holds another module, network or trunk.
+            ValueError: the file is not a readable checkpoint, or a network argument is
+                given as an argument of the module.
+        """
+        if isinstance(checkpoint_path, str | os.PathLike) and "://" not in str(checkpoint_path):
+            cls, kwargs = _checked_request(cls, Path(checkpoint_path), kwargs)
+        # Otherwise a stream or a URL: Lightning reads it, and on_load_checkpoint checks it.
+        # Explicit super(): ``cls`` may be the class the checkpoint records.
+        with loading_trained_weights():
+            return super(VIReIDModule, cls).load_from_checkpoint(  # type: ignore[return-value]  # noqa: UP008
+                checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
+            )
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Record the module class and the zoo's version beside Lightning's content."""
+        """Record the module class, its network and trunk and the zoo's version.
+
+        Lightning's ``load_from_checkpoint`` overwrites the saved hyperparameters with the
+        arguments of the call; this record keeps what the checkpoint was trained as.
+        """
+        module, network, arch = self._identity()
         checkpoint[CHECKPOINT_KEY] = {
-            "module_class": class_path(type(self)),
+            "module_class": module,
+            "network_class": network,
+            "arch": arch,
+            "num_classes": self.hparams["network"]["init_args"].get("num_classes"),
             "version": __version__,
         }
 
@@ -232,7 +335,9 @@ class VIReIDModule(EvaluationLoop):
         naming both. Only the identity classifier may differ in size (e.g. testing a
         SYSU-MM01 model on RegDB): it is then re-initialised with a warning, since
         embeddings do not use it; a resumed fit still needs the same classes. Any other
-        difference is refused in one message naming the weights.
+        difference is refused in one message naming the weights. Names saved through a
+        hand-made ``torch.compile(module.net)`` (``net._orig_mod.*``) are matched to this
+        module's ([`align_compiled_names`][]).
         """
         trained = describe_checkpoint(checkpoint)
         mine = self.describe()
@@ -244,8 +349,10 @@ class VIReIDModule(EvaluationLoop):
                 f"the checkpoint holds {trained['described']}, but this run builds {mine}. "
                 "Use the config the checkpoint was trained with (model class, network, arch)."
             )
-        state = checkpoint.get("state_dict", {})
-        difference = compare_weights(self.state_dict(), state)
+        current = self.state_dict()
+        state = align_compiled_names(current, checkpoint.get("state_dict", {}), "the checkpoint")
+        checkpoint["state_dict"] = state
+        difference = compare_weights(current, state)
         resuming = self._trainer is not None and self.trainer.state.fn == "fit"
         require_fit(
             difference,
@@ -255,7 +362,6 @@ class VIReIDModule(EvaluationLoop):
             hint="Use the config the checkpoint was trained with (model class, arch, dataset).",
         )
         if difference.resized_classifiers:
-            current = self.state_dict()
             for key in difference.resized_classifiers:
                 state[key] = current[key]
             found, expected = difference.reshaped[0][1][0], difference.reshaped[0][2][0]
@@ -266,7 +372,12 @@ class VIReIDModule(EvaluationLoop):
             )
 
     def _identity(self) -> tuple[str, str, str]:
-        return class_path(type(self)), class_path(type(self.net)), self.net.backbone.arch
+        network = self._uncompiled_net()
+        return class_path(type(self)), class_path(type(network)), network.backbone.arch
+
+    def _uncompiled_net(self) -> VIReIDNetwork:
+        """``net``, or the network inside it after a hand-made ``torch.compile(module.net)``."""
+        return getattr(self.net, "_orig_mod", self.net)
 
     def describe(self) -> str:
         """The module, network and trunk, for messages: ``AGWModule(AGW, arch='resnet50')``."""
@@ -287,20 +398,137 @@ def describe_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         checkpoint without a network specification; ``described``: the same in words.
     """
     hparams = checkpoint.get("hyper_parameters", {})
+    record = checkpoint.get(CHECKPOINT_KEY, {})
     network = hparams.get("network")
-    if not isinstance(network, Mapping) or "class_path" not in network:
+    if "network_class" in record:  # never overwritten by load_from_checkpoint's arguments
+        network_name, arch, num_classes = (
+            record["network_class"],
+            record["arch"],
+            record["num_classes"],
+        )
+    elif isinstance(network, Mapping) and "class_path" in network:
+        arguments = network.get("init_args", {})
+        network_name, arch = network["class_path"], arguments.get("arch", "?")
+        num_classes = arguments.get("num_classes")
+    else:
         return {"identity": None, "described": None}
-    recorded = checkpoint.get(CHECKPOINT_KEY, {}).get("module_class") or hparams.get("_class_path")
-    module = import_zoo_class(recorded, VIReIDModule)
-    network_type = import_zoo_class(network["class_path"], VIReIDNetwork)
-    arguments = network.get("init_args", {})
+    module = import_zoo_class(
+        record.get("module_class") or hparams.get("_class_path"), VIReIDModule
+    )
+    network_type = import_zoo_class(network_name, VIReIDNetwork)
     identity = (
         class_path(module) if module else None,
-        class_path(network_type) if network_type else network["class_path"],
-        arguments.get("arch", "?"),
+        class_path(network_type) if network_type else network_name,
+        arch,
     )
     shown = (identity[0] or "a module", *identity[1:])
-    return {"identity": identity, "described": _describe(*shown, arguments.get("num_classes"))}
+    return {"identity": identity, "described": _describe(*shown, num_classes)}
+
+
+def _checked_request(
+    module: type[VIReIDModule], path: Path, kwargs: dict[str, Any]
+) -> tuple[type[VIReIDModule], dict[str, Any]]:
+    """The module class and arguments ``load_from_checkpoint`` builds, checked first.
+
+    Returns:
+        The class (the checkpoint's for [`VIReIDModule`][] itself) and the arguments,
+        with a ``network`` mapping of arguments merged into the checkpoint's network.
+    """
+    content = read_checkpoint(path)
+    trained = describe_checkpoint(content)
+    if _is_abstract(module):
+        module = module_class_named(trained["identity"] and trained["identity"][0], str(path))
+    saved_network = content.get("hyper_parameters", {}).get("network")
+    given = kwargs.get("network")
+    if (
+        isinstance(given, Mapping)
+        and "class_path" not in given
+        and isinstance(saved_network, Mapping)
+    ):
+        kwargs = {
+            **kwargs,
+            "network": {
+                **saved_network,
+                "init_args": {**saved_network.get("init_args", {}), **given},
+            },
+        }
+    _check_request(module, trained, kwargs.get("network", saved_network), kwargs, str(path))
+    return module, kwargs
+
+
+def _check_request(
+    module: type[VIReIDModule],
+    trained: Mapping[str, Any],
+    network: object,
+    kwargs: Mapping[str, Any],
+    source: str,
+) -> None:
+    """Refuse loading a checkpoint as another module, network class or trunk, naming both.
+
+    Args:
+        module: The class ``load_from_checkpoint`` is called on.
+        trained: [`describe_checkpoint`][] of the checkpoint.
+        network: The network the call builds (the ``network`` argument, or the
+            checkpoint's specification).
+        kwargs: The call's other arguments.
+        source: The checkpoint's path, for messages.
+    """
+    network_type: type | None = module.network_class
+    if isinstance(network, VIReIDNetwork):
+        network_type, arch = type(network), network.backbone.arch
+    else:
+        arguments = dict(network) if isinstance(network, Mapping) else {}
+        if "class_path" in arguments:
+            named = import_zoo_class(arguments["class_path"], VIReIDNetwork)
+            if "network" in kwargs or (named and issubclass(named, module.network_class)):
+                network_type = named
+            arguments = dict(arguments.get("init_args", {}))
+        arch = arguments.get("arch", _default(network_type, "arch"))
+    asked = (class_path(module), class_path(network_type) if network_type else str(network), arch)
+    identity = trained["identity"]
+    if identity is not None and (
+        identity[1:] != asked[1:] or identity[0] not in (None, asked[0]) or network_type is None
+    ):
+        if identity[1] == asked[1] and identity[0] in (None, asked[0]):
+            hint = (
+                "The network's trunk must be the checkpoint's (other network arguments, e.g. "
+                "test_feature, may differ)."
+            )
+        else:
+            trained_as = identity[0].rsplit(".", 1)[-1] if identity[0] else "the module it names"
+            hint = (
+                f"Load it with {trained_as}.load_from_checkpoint, or with "
+                "VIReIDModule.load_from_checkpoint, which builds the class the checkpoint records."
+            )
+        network_name = asked[1].rsplit(".", 1)[-1]
+        raise WeightsMismatchError(
+            f"{source} holds {trained['described']}, but {module.__name__}.load_from_checkpoint "
+            f"asks for {module.__name__}({network_name}, arch={arch!r}). {hint}"
+        )
+    parameters = inspect.signature(module.network_class.__init__).parameters
+    flat = sorted(key for key in kwargs if key in parameters and key != "self")
+    if flat:
+        raise ValueError(
+            f"{flat} are arguments of the network {module.network_class.__name__}, not of "
+            f"{module.__name__}: pass them as network={{...}} (they override the checkpoint's "
+            f"network arguments), e.g. {module.__name__}.load_from_checkpoint(path, "
+            f"network={{{flat[0]!r}: ...}})"
+        )
+
+
+def _is_abstract(module: type[VIReIDModule]) -> bool:
+    """Whether ``module`` leaves [`VIReIDModule.compute_losses`][] unimplemented."""
+    return getattr(module.compute_losses, "__isabstractmethod__", False)
+
+
+def _default(network_type: type | None, name: str) -> object:
+    """The default of a constructor argument of ``network_type`` (None when it has none)."""
+    if network_type is None:
+        return None
+    parameter = inspect.signature(network_type.__init__).parameters.get(name)
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return None
+    return parameter.default
 
 
 def module_class_named(name: object, source: str) -> type[VIReIDModule]:

@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from vireid_zoo.core.records import MODALITY_CODES
+from vireid_zoo.core.records import MODALITY_CODES, Modality
 from vireid_zoo.evaluation.metric import RetrievalMetric
 from vireid_zoo.evaluation.protocols import EvaluationSuite, MultiTrialResult
 from vireid_zoo.evaluation.rerank import RerankConfig
@@ -22,11 +22,11 @@ class EvaluationLoop(LightningModule):
 
     Validation and test embed every image of the suite with
     ``net.extract_features(images, modality)`` (each image through its own modality's
-    stem, whatever its role), feed a :class:`~vireid_zoo.evaluation.metric.RetrievalMetric`
+    stem, whatever its role), feed a [`RetrievalMetric`][]
     and log, for every task (e.g. ``sysu_mm01/all``), the mean over trials as
     ``test/<task>/<score>``, the standard deviation as ``test/<task>/<score>_std`` and
     every trial as ``test/<task>/trial<t>/<score>`` (fractions in [0, 1]); the full
-    :class:`~vireid_zoo.evaluation.protocols.MultiTrialResult` of every task is kept in
+    [`MultiTrialResult`][] of every task is kept in
     ``results["val"]`` / ``results["test"]``. ``predict_step`` returns the embeddings.
 
     Attributes:
@@ -48,6 +48,10 @@ class EvaluationLoop(LightningModule):
 
     # Embedding ---------------------------------------------------------------------------
 
+    def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
+        """Embeddings of images of one modality: ``net.extract_features``."""
+        return self.net.extract_features(images, modality)
+
     @torch.no_grad()
     def embed(self, images: torch.Tensor, modalities: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of a batch that may mix modalities.
@@ -63,9 +67,9 @@ class EvaluationLoop(LightningModule):
             if len(selected) == 0:
                 continue
             batch = images[selected]
-            features = self.net.extract_features(batch, name)
+            features = self.extract_features(batch, name)
             if self.flip_test:
-                flipped = self.net.extract_features(torch.flip(batch, dims=[3]), name)
+                flipped = self.extract_features(torch.flip(batch, dims=[3]), name)
                 features = nn.functional.normalize(features + flipped, dim=1)
             if outputs is None:
                 outputs = features.new_empty(len(images), features.shape[1])
@@ -115,8 +119,9 @@ class EvaluationLoop(LightningModule):
                 scores |= {
                     f"{prefix}/trial{trial}/{k}": v for k, v in trial_result.summary().items()
                 }
-            # Every rank holds the same gathered result: no further reduction is needed.
-            self.log_dict(scores, sync_dist=False, rank_zero_only=False)
+            # Every rank holds the same gathered result. Synchronising it with a max keeps it
+            # exact (a mean could round) and tells Lightning the epoch value is synchronised.
+            self.log_dict(scores, sync_dist=True, reduce_fx="max")
 
     def on_validation_epoch_start(self) -> None:
         """Create the validation metric for the datamodule's validation suite."""

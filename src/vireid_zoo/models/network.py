@@ -24,7 +24,7 @@ from vireid_zoo.core.contract import (
 )
 from vireid_zoo.core.records import Modality
 from vireid_zoo.core.sources import CONFIG_NAME, WEIGHTS_NAME, read_config, resolve_files
-from vireid_zoo.core.weights import load_weights_strict, read_weights
+from vireid_zoo.core.weights import WeightsMismatchError, load_weights_strict, read_weights
 
 N = TypeVar("N", bound="VIReIDNetwork")
 
@@ -50,7 +50,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
     Attributes:
         backbone: The ImageNet-initialised trunk (its parameters form the optimiser's
             backbone group; everything else is a new layer).
-        embedding_dim: Size of the embedding :meth:`extract_features` returns.
+        embedding_dim: Size of the embedding [`extract_features`][] returns.
         pretrained_cfg: The input / embedding contract and provenance of loaded weights.
     """
 
@@ -112,7 +112,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
     def push_to_hub(  # type: ignore[override]
         self, repo_id: str, *, pretrained_cfg: PretrainedConfig | None = None, **kwargs: Any
     ) -> str:
-        """Upload weights, config and card to ``repo_id`` (see :meth:`save_pretrained`)."""
+        """Upload weights, config and card to ``repo_id`` (see [`save_pretrained`][])."""
         if pretrained_cfg is not None:
             self.pretrained_cfg = pretrained_cfg
         return super().push_to_hub(repo_id, **kwargs)
@@ -142,15 +142,33 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
             **kwargs: ``revision``, ``cache_dir``, ``local_files_only``, ``token``,
                 ``map_location``, and constructor overrides such as ``num_classes`` (a
                 different number re-initialises the classifier, with a warning).
+
+        Raises:
+            FileNotFoundError: a folder (or ``local-dir:PATH``) that does not exist or lacks
+                a file; such a source is never looked up on the Hub.
+            WeightsMismatchError: the source holds a network of another class than ``cls``
+                (named both), or weights that do not fit.
         """
         source = str(pretrained_model_name_or_path)
+        # A folder is checked (and ~ expanded) here: the mixin would send any name that is
+        # not an existing folder to the Hub.
+        config_path, _ = resolve_files(source, **_download_arguments(kwargs))
         if source.startswith(HF_HUB_PREFIX):
             source, revision = parse_hub_source(source)
             kwargs.setdefault("revision", revision)
-        source = source.removeprefix(LOCAL_DIR_PREFIX)
-        if inspect.isabstract(cls):
-            config_path, _ = resolve_files(source, **_download_arguments(kwargs))
-            cls = network_class(read_config(config_path).get("network_class"), str(config_path))
+        else:
+            local = Path(source.removeprefix(LOCAL_DIR_PREFIX)).expanduser()
+            source = str(local) if local.is_dir() else source
+        saved = read_config(config_path).get("network_class")
+        if inspect.isabstract(cls) or saved is not None:
+            saved_class = network_class(saved, str(config_path))
+            if not issubclass(saved_class, cls):
+                raise WeightsMismatchError(
+                    f"{pretrained_model_name_or_path} holds a network of class "
+                    f"{saved_class.__name__} ({saved}), not {cls.__name__}: load it with "
+                    f"{saved_class.__name__}.from_pretrained or vireid_zoo.load_network"
+                )
+            cls = saved_class
         # Explicit super(): ``cls`` may have been replaced by the class the config names.
         return super(VIReIDNetwork, cls).from_pretrained(source, **kwargs)  # noqa: UP008
 

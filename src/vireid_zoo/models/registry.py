@@ -11,6 +11,7 @@ import difflib
 import fnmatch
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from vireid_zoo.core.contract import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, PretrainedConfig
@@ -74,8 +75,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
     """Build a network, untrained or with published weights.
 
     Args:
-        name: ``"<architecture>"`` or ``"<architecture>.<tag>"`` (see :func:`list_models`
-            and :func:`list_pretrained`), ``"hf-hub:ORG/NAME"``
+        name: ``"<architecture>"`` or ``"<architecture>.<tag>"`` (see [`list_models`][]
+            and [`list_pretrained`][]), ``"hf-hub:ORG/NAME"``
             (optionally ``@REVISION``) or ``"local-dir:PATH"``.
         pretrained: Load the published weights of ``<architecture>.<tag>`` (for a bare
             architecture, its only published tag). Hub and folder sources always load
@@ -85,6 +86,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
 
     Raises:
         ValueError: for an unknown name, or ``pretrained=True`` where nothing is published.
+        FileNotFoundError: a ``local-dir:`` folder, or a file in it, does not exist (a
+            folder is never looked up on the Hub).
     """
     if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         return load_network(name, **kwargs)
@@ -93,6 +96,8 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> VIReIDNe
     if architecture not in _REGISTRY:
         close = difflib.get_close_matches(architecture, _REGISTRY, n=3)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        if Path(name).expanduser().is_dir():
+            hint = f" (to load the saved folder {name}, name it '{LOCAL_DIR_PREFIX}{name}')"
         raise ValueError(
             f"unknown model {name!r}{hint}; registered models: {', '.join(list_models())}"
         )

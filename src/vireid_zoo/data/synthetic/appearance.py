@@ -30,7 +30,7 @@ class Garment:
 
     Attributes:
         base: Material of the garment.
-        pattern: Kind of pattern, one of :data:`PATTERNS`.
+        pattern: Kind of pattern, one of `PATTERNS`.
         pattern_material: Material of the pattern's second colour; its infrared intensity
             differs from the base's by at least 0.2, so the pattern survives in infrared.
         frequency: Pattern cycles per body height (stripes, checks, dots).

@@ -22,7 +22,7 @@ LIP_LABELS: dict[str, int] = {
     "left_shoe": 18,
     "right_shoe": 19,
 }
-"""The LIP part labels :func:`render_person` uses. Left and right are the person's own:
+"""The LIP part labels [`render_person`][] uses. Left and right are the person's own:
 a person facing the camera has the left arm on the image's right (mirrored images swap)."""
 
 BACKGROUND, HAT, HAIR, UPPER, PANTS, FACE = 0, 1, 2, 5, 9, 13

@@ -1,4 +1,4 @@
-"""Write a synthetic LLCM tree: :func:`make_llcm`."""
+"""Write a synthetic LLCM tree: [`make_llcm`][]."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def make_llcm(
             every id keeps at least one visible and one near-infrared camera.
         seed: Seed of everything drawn; the same arguments give byte-identical files.
         parsing_root: Also write each image's true part map (LIP labels) as
-            ``<parsing_root>/<image path relative to root>.png`` (see :func:`make_sysu_mm01`).
+            ``<parsing_root>/<image path relative to root>.png`` (see [`make_sysu_mm01`][]).
 
     Returns:
         The dataset root.

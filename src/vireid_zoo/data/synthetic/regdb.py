@@ -1,4 +1,4 @@
-"""Write a synthetic RegDB tree: :func:`make_regdb`."""
+"""Write a synthetic RegDB tree: [`make_regdb`][]."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def make_regdb(
         image_size: ``(height, width)`` of every image.
         seed: Seed of everything drawn; the same arguments give byte-identical files.
         parsing_root: Also write each image's true part map (LIP labels) as
-            ``<parsing_root>/<image path relative to root>.png`` (see :func:`make_sysu_mm01`).
+            ``<parsing_root>/<image path relative to root>.png`` (see [`make_sysu_mm01`][]).
 
     Returns:
         The dataset root.

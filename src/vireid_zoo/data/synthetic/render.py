@@ -1,4 +1,4 @@
-"""Colour the part map, draw the background and apply the camera: :func:`render_person`."""
+"""Colour the part map, draw the background and apply the camera: [`render_person`][]."""
 
 from __future__ import annotations
 
@@ -165,12 +165,12 @@ def render_person(
         camera: Camera taking the image.
         rng: Generator of this image.
         size: ``(height, width)`` in pixels, at least 16 x 8.
-        pose: Pose to use; None draws one with :func:`draw_pose`.
+        pose: Pose to use; None draws one with [`draw_pose`][].
 
     Returns:
         ``(image, parts)``: the image as uint8, ``(H, W, 3)`` RGB for visible and
         ``(H, W)`` for infrared, and the ``(H, W)`` uint8 part map in LIP label ids
-        (:data:`LIP_LABELS`; 0 where nothing of the person is drawn, and on a bag).
+        ([`LIP_LABELS`][]; 0 where nothing of the person is drawn, and on a bag).
     """
     modality_code(modality)
     height, width = _check_image_size(size)

@@ -41,7 +41,7 @@ def make_identity(pid: int, seed: int = 0) -> Identity:
         seed: Dataset seed.
 
     Returns:
-        The :class:`Identity`; the same arguments always give the same identity.
+        The [`Identity`][]; the same arguments always give the same identity.
     """
     rng = _generator(seed, _STREAM_IDENTITY, pid)
     gender: Literal["male", "female"] = "female" if rng.random() < 0.5 else "male"
@@ -102,7 +102,7 @@ def make_camera(
         low_light: Draw a dim, noisy visible exposure (LLCM is a low-light dataset).
 
     Returns:
-        The :class:`CameraAppearance`; the same arguments always give the same camera.
+        The [`CameraAppearance`][]; the same arguments always give the same camera.
     """
     if dataset not in _DATASET_CODES:
         raise ValueError(f"unknown dataset {dataset!r}: use one of {list(_DATASET_CODES)}")
@@ -151,7 +151,7 @@ def draw_pose(
             None draws it (30 % facing away).
 
     Returns:
-        The :class:`Pose`.
+        The [`Pose`][].
     """
     height_fraction = rng.uniform(0.84, 1.0) * camera.view_scale
     centre = rng.uniform(0.4, 0.6)

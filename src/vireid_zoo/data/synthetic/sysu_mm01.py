@@ -1,4 +1,4 @@
-"""Write a synthetic SYSU-MM01 tree: :func:`make_sysu_mm01`."""
+"""Write a synthetic SYSU-MM01 tree: [`make_sysu_mm01`][]."""
 
 from __future__ import annotations
 

@@ -32,10 +32,10 @@ class AGW(VIReIDNetwork):
     non-local attention blocks after the last two residual blocks of ``layer2`` and the
     last three of ``layer3`` (with
     ResNet-50: blocks 2, 3 and 3, 4, 5); generalised-mean pooling (p = 3, the reference
-    code's formula, see :class:`~vireid_zoo.blocks.GeneralizedMeanPooling`); a BNNeck and
+    code's formula, see [`GeneralizedMeanPooling`][]); a BNNeck and
     a bias-free identity classifier. Trained with identity cross-entropy on the BNNeck
     logits and the weighted regularisation triplet loss on the pooled features (see
-    :class:`~vireid_zoo.models.agw.module.AGWModule`).
+    [`AGWModule`][]).
 
     Args:
         num_classes: Training identities (the classifier's size); 0 for inference only.

@@ -13,17 +13,17 @@ from vireid_zoo.models.base import VIReIDModule
 
 
 class AGWModule(VIReIDModule):
-    """Train and evaluate :class:`AGW` with the reference recipe.
+    """Train and evaluate [`AGW`][] with the reference recipe.
 
     Loss (Ye et al., TPAMI 2021, Sec. 4.2): identity cross-entropy on the BNNeck logits of
     both modalities plus the weighted regularisation triplet loss on the pooled features
     of the whole batch (both modalities together).
 
     Args:
-        network: The :class:`AGW` network, or its arguments (e.g. ``{"arch": "resnet50",
+        network: The [`AGW`][] network, or its arguments (e.g. ``{"arch": "resnet50",
             "num_classes": 395, "backbone_pretrained": True}``).
         triplet_weight: Weight of the WRT loss.
-        **kwargs: :class:`VIReIDModule` arguments (label smoothing, optimiser, schedule,
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing, optimiser, schedule,
             evaluation).
     """
 

@@ -59,34 +59,37 @@ def stage_mask(foreground: torch.Tensor, size: torch.Size | tuple[int, int]) -> 
 
     Down-sampling averages (each cell holds its foreground fraction); up-sampling (a
     predicted layer4 foreground to an earlier stage) is bilinear. A sample with no
-    foreground at all keeps an all-zero mask, which :class:`ChannelAttention` pools as
-    no mask (a plain average).
+    foreground at all keeps an all-zero mask, which
+    [`ChannelAttention`][vireid_zoo.blocks.attention.ChannelAttention] pools as no mask (a plain
+    average).
     """
     height, width = foreground.shape[-2:]
-    if size[0] <= height and size[1] <= width:
-        return F.adaptive_avg_pool2d(foreground, size)
-    return F.interpolate(foreground, size=size, mode="bilinear", align_corners=False)
+    # Plain ints: the sizes are static for an exported graph (only the batch is dynamic).
+    target = (int(size[0]), int(size[1]))
+    if target[0] <= height and target[1] <= width:
+        return F.adaptive_avg_pool2d(foreground, target)
+    return F.interpolate(foreground, size=target, mode="bilinear", align_corners=False)
 
 
 class ParsingAlignedAttention(nn.Module):
     r"""PAM: channel attention from a descriptor pooled over the (parsed) foreground.
 
-    [A]: :math:`z = \mathrm{GAP}(f \cdot M_{fg})`, taken as the foreground average
-    :math:`\sum_{hw} M f / \sum_{hw} M` (a masked GAP: it differs from the plain mean of
-    :math:`f M` by the per-image factor :math:`HW / \sum M`, so the descriptor does not
+    [A]: $z = \mathrm{GAP}(f \cdot M_{fg})$, taken as the foreground average
+    $\sum_{hw} M f / \sum_{hw} M$ (a masked GAP: it differs from the plain mean of
+    $f M$ by the per-image factor $HW / \sum M$, so the descriptor does not
     shrink with the person's size; ``pooling=("avg", "max")`` adds the maximum over the
-    foreground, CBAM style); :math:`w = \sigma(\mathrm{MLP}(z))` with reduction
-    ``reduction``; output :math:`f' = f + f \cdot w` (``residual``) or :math:`f \cdot w`.
+    foreground, CBAM style); $w = \sigma(\mathrm{MLP}(z))$ with reduction
+    ``reduction``; output $f' = f + f \cdot w$ (``residual``) or $f \cdot w$.
 
     With ``predict_mask`` the PAM also predicts its own foreground from its input, a 1x1
-    convolution to one logit per position (:meth:`mask_logits`), which the network trains
+    convolution to one logit per position ([`mask_logits`][]), which the network trains
     against the parsed foreground and pools over, in training and at test alike.
 
     Args:
         channels: Channels of the stage.
         reduction: MLP reduction ratio (16).
         pooling: Foreground descriptors, ``("avg",)`` or ``("avg", "max")``.
-        residual: Output :math:`f + f w` (True) or :math:`f w`.
+        residual: Output $f + f w$ (True) or $f w$.
         predict_mask: Build the foreground predictor.
         eps: Floor of the masked average's denominator.
     """
@@ -120,7 +123,7 @@ class ParsingAlignedAttention(nn.Module):
 
         Args:
             x: The stage's feature map.
-            foreground: A foreground map (B, 1, H, W) at any size (see :func:`stage_mask`),
+            foreground: A foreground map (B, 1, H, W) at any size (see [`stage_mask`][]),
                 or None for an unmasked GAP.
         """
         mask = None if foreground is None else stage_mask(foreground, x.shape[-2:])
@@ -133,13 +136,13 @@ class SemanticPartAlignment(nn.Module):
 
     [A]: a 1x1 convolution predicts ``num_parts + 1`` logits per position
     (index 0 the background, 1..K the body parts of the grouping), trained with the
-    parsing loss. Part ``k``'s feature is :math:`p_k = \sum_x a_k(x) f(x)` with pooling
+    parsing loss. Part ``k``'s feature is $p_k = \sum_x a_k(x) f(x)$ with pooling
     weights that sum to one over the positions:
 
-    * ``"class_softmax"``: :math:`a_k(x) = P_k(x) / \sum_{x'} P_k(x')` with
-      :math:`P = \mathrm{softmax}` over the classes, so a position counts for the part it
+    * ``"class_softmax"``: $a_k(x) = P_k(x) / \sum_{x'} P_k(x')$ with
+      $P = \mathrm{softmax}$ over the classes, so a position counts for the part it
       is parsed as (the parsing loss shapes the pooling directly);
-    * ``"spatial_softmax"``: :math:`a_k = \mathrm{softmax}_x(\text{logit}_k)`.
+    * ``"spatial_softmax"``: $a_k = \mathrm{softmax}_x(\text{logit}_k)$.
 
     Args:
         channels: Channels of the feature map.

@@ -20,6 +20,7 @@ from vireid_zoo.data.parsing import IGNORE_INDEX
 from vireid_zoo.losses.centre import modality_centres
 from vireid_zoo.losses.distance import pairwise_euclidean
 from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
+from vireid_zoo.losses.precision import in_float32
 from vireid_zoo.models.cscl.blocks import stage_mask
 
 CentreForm = Literal["pull", "hinge"]
@@ -36,9 +37,9 @@ class ParsingLoss(nn.Module):
     r"""Pixel-wise cross-entropy of SPAM's part logits against the parsing labels.
 
     [A]: the labels (B, H, W) are down-sampled to the logits' (h, w) grid by
-    :func:`downsample_labels`; pixels labelled ``ignore_index`` count for nothing (a batch
+    [`downsample_labels`][]; pixels labelled ``ignore_index`` count for nothing (a batch
     whose pixels are all ignored gives 0, not NaN):
-    :math:`L = \frac{1}{|V|}\sum_{x \in V} -\log \mathrm{softmax}(z(x))_{y(x)}`, V the
+    $L = \frac{1}{|V|}\sum_{x \in V} -\log \mathrm{softmax}(z(x))_{y(x)}$, V the
     positions not ignored.
 
     Args:
@@ -49,6 +50,7 @@ class ParsingLoss(nn.Module):
         super().__init__()
         self.ignore_index = ignore_index
 
+    @in_float32
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of logits (B, K + 1, h, w) against labels (B, H, W).
 
@@ -87,6 +89,7 @@ class ForegroundLoss(nn.Module):
         self.ignore_index = ignore_index
         self.eps = eps
 
+    @in_float32
     def forward(self, logits: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         """Mean loss of foreground logits (B, 1, h_s, w_s), one per PAM, for labels (B, H, W)."""
         if not logits:
@@ -110,8 +113,8 @@ class DivisionLoss(nn.Module):
 
     [A]: each part's vectors are first normalised over the batch (``normalization=
     "standardize"``: per part and dimension, minus the mean and divided by the standard
-    deviation over the B samples, :func:`~vireid_zoo.losses.normalization.normalize_features`),
-    then :math:`L = \frac{1}{B K (K - 1)} \sum_b \sum_{j \ne k} |\cos(z^b_j, z^b_k)|`: 0 when
+    deviation over the B samples, [`normalize_features`][]),
+    then $L = \frac{1}{B K (K - 1)} \sum_b \sum_{j \ne k} |\cos(z^b_j, z^b_k)|$: 0 when
     the parts vary independently of each other across the samples, 1 when they vary alike.
 
     Why standardise: pooled part features come after a ReLU, so they are non-negative and
@@ -134,6 +137,7 @@ class DivisionLoss(nn.Module):
         self.normalization: FeatureNormalization = normalization
         self.eps = eps
 
+    @in_float32
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         """Mean loss of parts (B, K, D), K >= 2 (features, or flattened part maps)."""
         if parts.dim() != 3 or parts.shape[1] < 2:
@@ -152,18 +156,20 @@ class IdentityCenterMiningLoss(nn.Module):
     r"""ICM: reduce the distance between the visible and infrared centres of each identity.
 
     Abstract: the Identity-aware Center Mining loss "reduces the distance between the
-    modality centres within each identity". [A]: with :math:`c^y_v, c^y_i` the visible
-    and infrared centres of identity y among the P identities of the batch and :math:`d`
+    modality centres within each identity". [A]: with $c^y_v, c^y_i$ the visible
+    and infrared centres of identity y among the P identities of the batch and $d$
     the Euclidean distance (``distance="squared_euclidean"``: its square),
 
-    - ``form="pull"``: :math:`L = \frac{1}{P}\sum_y d(c^y_v, c^y_i)`, which pulls every
+    - ``form="pull"``: $L = \frac{1}{P}\sum_y d(c^y_v, c^y_i)$, which pulls every
       identity's centres together whatever the other identities do: a gradient step on it
       alone shortens every identity's centre distance;
     - ``form="hinge"``: the hetero-centre triplet loss with cross-modality negatives,
 
-      .. math:: L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
-          d(c^y_v, c^{y'}_i) + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
-          d(c^y_i, c^{y'}_v) + m\big]_+ ,
+      $$
+      L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
+      d(c^y_v, c^{y'}_i) + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
+      d(c^y_i, c^{y'}_v) + m\big]_+ ,
+      $$
 
       which asks an identity's cross-modality centre distance to be smaller, by the margin
       m, than the distance to the nearest other identity's centre of the other modality,
@@ -190,6 +196,7 @@ class IdentityCenterMiningLoss(nn.Module):
         self.form: CentreForm = form
         self.distance: CentreDistance = distance
 
+    @in_float32
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:

@@ -36,7 +36,7 @@ TestNormalization = Literal["concat", "each"]
 
 @dataclass
 class CSCLOutput:
-    """Outputs of :meth:`CSCL.forward_pair` (rows: the visible, then the infrared images).
+    """Outputs of [`CSCL.forward_pair`][] (rows: the visible, then the infrared images).
 
     Attributes:
         head: The global feature: GeM-pooled (B, C), BNNeck (B, C), logits (B, N).
@@ -71,7 +71,7 @@ class CSCL(VIReIDNetwork):
     is a prediction. ``pam_mask`` says which foreground they pool over:
 
     - ``"predicted"`` (the default): each PAM predicts the foreground of its own input
-      (:meth:`ParsingAlignedAttention.mask_logits`, trained against the parsed foreground
+      ([`ParsingAlignedAttention.mask_logits`][], trained against the parsed foreground
       by the module's mask loss) and pools over that prediction, in training and at test
       alike: one pass, and the network is never in a state it was not trained in;
     - ``"parsing"``: in training the PAMs pool over the parsed foreground; at test a first
@@ -80,7 +80,7 @@ class CSCL(VIReIDNetwork):
       never sees, see the README's measurement).
 
     ``inference_mask="none"`` makes the test-time PAMs pool over the whole map instead.
-    :meth:`features` also takes parsing maps for images that have them (an oracle for
+    [`features`][] also takes parsing maps for images that have them (an oracle for
     measurements on synthetic data).
 
     Args:
@@ -102,7 +102,7 @@ class CSCL(VIReIDNetwork):
         inference_mask: At test, ``"predicted"`` foregrounds or ``"none"`` (no mask) [A].
         predicted_foreground: How a predicted foreground probability becomes a mask:
             ``"soft"`` (the probability) or ``"hard"`` (above one half) [A].
-        part_pooling: SPAM's pooling weights (see :class:`SemanticPartAlignment`).
+        part_pooling: SPAM's pooling weights (see [`SemanticPartAlignment`][]).
         part_eps: Floor of SPAM's ``"class_softmax"`` normaliser [A] (1e-6).
         gem_p: GeM exponent of the global feature.
         last_stride: Stride of layer4's first block.
@@ -296,7 +296,7 @@ class CSCL(VIReIDNetwork):
         return self.embed_output(self.features(images, modality))
 
     def embed_output(self, output: CSCLOutput) -> torch.Tensor:
-        """The L2-normalised test embedding of :meth:`features`' output."""
+        """The L2-normalised test embedding of [`features`][]' output."""
         glob = output.head.feature(self.test_feature)
         parts = output.parts.feature(self.test_feature)
         pieces = [glob, *parts.unbind(dim=1)] if self.test_parts else [glob]

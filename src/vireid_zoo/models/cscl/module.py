@@ -33,7 +33,7 @@ DivisionTarget = Literal["features", "maps"]
 
 
 class CSCLModule(VIReIDModule):
-    """Train and evaluate :class:`CSCL` (Liu et al., IEEE TMM 2025).
+    """Train and evaluate [`CSCL`][] (Liu et al., IEEE TMM 2025).
 
     Loss (the abstract names the parsing, division and ICM losses; the weights and the
     other terms are assumptions of this zoo, [A]):
@@ -44,12 +44,12 @@ class CSCLModule(VIReIDModule):
     modalities, the parsing loss on SPAM's logits, the division loss on the pooled part
     features standardised over the batch (or on the part maps), and with
     ``pam_mask="predicted"`` the foreground loss
-    (:class:`~vireid_zoo.models.cscl.losses.ForegroundLoss`) on the PAMs' own foreground
+    ([`ForegroundLoss`][]) on the PAMs' own foreground
     predictions. Training batches must carry ``visible_parsing`` / ``infrared_parsing``
     part maps (a datamodule with ``parsing_root``); evaluation takes images alone.
 
     Args:
-        network: The :class:`CSCL` network, or its arguments.
+        network: The [`CSCL`][] network, or its arguments.
         part_id_weight: Weight of the mean part identity loss.
         triplet: ``"wrt"`` (AGW's weighted regularisation triplet) or ``"batch_hard"``.
         triplet_margin: Margin of the batch-hard triplet.
@@ -65,12 +65,12 @@ class CSCLModule(VIReIDModule):
         icm_margin: Margin of the ICM loss (``icm_form="hinge"``).
         icm_form: ``"hinge"`` (hetero-centre triplet with cross-modality negatives, [A]) or
             ``"pull"`` (every identity's centre distance, unconditionally); see
-            :class:`~vireid_zoo.models.cscl.losses.IdentityCenterMiningLoss`.
+            [`IdentityCenterMiningLoss`][].
         icm_distance: ``"euclidean"`` ([A]) or ``"squared_euclidean"`` between centres.
         icm_feature: Global feature whose centres ICM compares: ``"pool"`` (before the
             BNNeck, [A]) or ``"bn"``.
         mask_weight: Weight of the PAMs' foreground loss (``pam_mask="predicted"``) [A].
-        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing,
             optimiser, schedule, evaluation).
     """
 

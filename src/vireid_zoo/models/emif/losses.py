@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
+from vireid_zoo.losses.precision import in_float32
 
 Divergence = Literal["kl", "wasserstein"]
 GaussianFit = Literal["identity", "batch"]
@@ -33,12 +34,12 @@ def gaussian_divergence(
 ) -> torch.Tensor:
     r"""Per-dimension divergence between diagonal Gaussians; shapes (..., D) -> (..., D).
 
-    ``"kl"`` is the symmetric KL divergence :math:`KL(p\|q) + KL(q\|p)`, with
-    :math:`KL(p\|q) = \frac12\sum_d [\log\frac{s_q^2}{s_p^2} + \frac{s_p^2 + (\mu_p -
-    \mu_q)^2}{s_q^2} - 1]`; the two log terms cancel, which leaves
-    :math:`\frac12 [\frac{s_p^2 + \Delta^2}{s_q^2} + \frac{s_q^2 + \Delta^2}{s_p^2} - 2]`
+    ``"kl"`` is the symmetric KL divergence $KL(p\|q) + KL(q\|p)$, with
+    $KL(p\|q) = \frac12\sum_d [\log\frac{s_q^2}{s_p^2} + \frac{s_p^2 + (\mu_p -
+    \mu_q)^2}{s_q^2} - 1]$; the two log terms cancel, which leaves
+    $\frac12 [\frac{s_p^2 + \Delta^2}{s_q^2} + \frac{s_q^2 + \Delta^2}{s_p^2} - 2]$
     per dimension (no logarithm to evaluate). ``"wasserstein"`` is the squared
-    2-Wasserstein distance :math:`\Delta^2 + (s_p - s_q)^2`. Variances must be > 0.
+    2-Wasserstein distance $\Delta^2 + (s_p - s_q)^2$. Variances must be > 0.
     """
     gap = (mean_p - mean_q).pow(2)
     if divergence == "kl":
@@ -77,13 +78,13 @@ class GaussianConsistencyLoss(nn.Module):
     r"""Cross-modality feature distribution consistency under a Gaussian assumption.
 
     EMIF's modality-invariant module (Zhang et al., IJMLC 2025, abstract): the visible and
-    infrared features are modelled as Gaussians :math:`N(\mu_v, \Sigma_v)`,
-    :math:`N(\mu_i, \Sigma_i)` and the divergence between them is the loss, aligning the
+    infrared features are modelled as Gaussians $N(\mu_v, \Sigma_v)$,
+    $N(\mu_i, \Sigma_i)$ and the divergence between them is the loss, aligning the
     two distributions directly rather than through pairwise metric terms. Everything below
     is an assumption of this zoo ([A]):
 
     - ``normalization="standardize"``: the features of both modalities are first
-      standardised together (:func:`~vireid_zoo.losses.normalization.normalize_features`:
+      standardised together ([`normalize_features`][]:
       per dimension, minus the mean and divided by the standard deviation of all the rows
       of the batch), so the loss does not depend on the features' scale: a network cannot
       lower it by shrinking its features (e.g. a BNNeck's weight), only by bringing the two
@@ -94,12 +95,12 @@ class GaussianConsistencyLoss(nn.Module):
       loss the mean over identities; ``fit="batch"``: one Gaussian per modality over the
       whole batch (labels unused).
     - ``covariance="diagonal"``: per-dimension variances, compared by
-      :func:`gaussian_divergence`; ``"full"``: full covariances, compared by the squared
-      2-Wasserstein distance :math:`\lVert\mu_v - \mu_i\rVert^2 + \mathrm{tr}\,\Sigma_v
-      + \mathrm{tr}\,\Sigma_i - 2\,\mathrm{tr}(\Sigma_v^{1/2}\Sigma_i\Sigma_v^{1/2})^{1/2}`
+      [`gaussian_divergence`][]; ``"full"``: full covariances, compared by the squared
+      2-Wasserstein distance $\lVert\mu_v - \mu_i\rVert^2 + \mathrm{tr}\,\Sigma_v
+      + \mathrm{tr}\,\Sigma_i - 2\,\mathrm{tr}(\Sigma_v^{1/2}\Sigma_i\Sigma_v^{1/2})^{1/2}$
       (``divergence="wasserstein"`` only: the KL inverts covariances that a few images per
-      identity leave singular). With :math:`\Sigma = A^\top A` for the centred rows
-      :math:`A`, the trace of the square root is the nuclear norm of :math:`A_v A_i^\top`
+      identity leave singular). With $\Sigma = A^\top A$ for the centred rows
+      $A$, the trace of the square root is the nuclear norm of $A_v A_i^\top$
       (a K x K matrix), so no D x D matrix is formed.
     - Variances (covariances) with Bessel's correction (``unbiased=True``) or without.
       ``variance="batch"`` gives every identity its modality's batch-level (co)variance
@@ -286,12 +287,13 @@ class GaussianConsistencyLoss(nn.Module):
         return len(identities), visible_index, infrared_index
 
 
+@in_float32
 def batch_centre_loss(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     r"""Centre loss with the batch's identity means as centres.
 
     Wen et al., "A Discriminative Feature Learning Approach for Deep Face Recognition",
-    ECCV 2016, Eq. 2, :math:`\frac12\sum_b \lVert x_b - c_{y_b}\rVert^2`, averaged over the
-    batch; the centres :math:`c_y` are the batch means of each identity instead of learnt
+    ECCV 2016, Eq. 2, $\frac12\sum_b \lVert x_b - c_{y_b}\rVert^2$, averaged over the
+    batch; the centres $c_y$ are the batch means of each identity instead of learnt
     vectors ([A]: no extra parameters), pulling each class together.
 
     Args:

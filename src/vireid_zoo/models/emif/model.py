@@ -30,18 +30,19 @@ Branch = Literal["shared", "visible", "infrared"]
 
 
 class EMIFTrunk(TwoStreamResNet):
-    """A :class:`TwoStreamResNet` whose stages ``head_stage..4`` also exist per modality.
+    """A [`TwoStreamResNet`][] whose stages ``head_stage..4`` also exist per modality.
 
     The shared stages up to ``head_stage - 1`` form the trunk; from ``head_stage`` on there
     are three heads that start from the same (ImageNet) weights: the trunk's own shared
-    stages (the shared head, used by :meth:`forward` as in any two-stream trunk), and the
-    deep copies ``visible_head`` and ``infrared_head``. Keeping the copies inside the trunk
+    stages (the shared head, used by
+    [`forward`][vireid_zoo.blocks.two_stream.TwoStreamResNet.forward] as in any two-stream trunk),
+    and the deep copies ``visible_head`` and ``infrared_head``. Keeping the copies inside the trunk
     puts them in the optimiser's backbone group, like the weights they are copied from.
 
     Args:
-        arch: A timm ResNet, see :class:`TwoStreamResNet`.
+        arch: A timm ResNet, see [`TwoStreamResNet`][].
         pretrained: Start from ImageNet weights.
-        weights: Their timm tag (see :class:`TwoStreamResNet`).
+        weights: Their timm tag (see [`TwoStreamResNet`][]).
         weights_file: A local ImageNet state dict instead of the download.
         split_stage: Last modality-specific stage of the stems (0: the stems only).
         last_stride: Stride of ``layer4``'s first block (applied to all three heads).
@@ -98,7 +99,7 @@ class EMIFTrunk(TwoStreamResNet):
 
 @dataclass
 class EMIFOutput:
-    """Training outputs of :meth:`EMIF.forward_pair`.
+    """Training outputs of [`EMIF.forward_pair`][].
 
     Attributes:
         shared: The shared head on all images, the visible rows first, then the infrared.
@@ -115,12 +116,12 @@ class EMIF(VIReIDNetwork):
     """EMIF (Zhang et al., IJMLC 2025): modality-shared and intra-modality enhancing heads.
 
     A two-stream ResNet (separate visible / infrared stems, last stride 1) shared up to
-    ``head_stage - 1``; three heads from ``head_stage`` on (:class:`EMIFTrunk`): the
+    ``head_stage - 1``; three heads from ``head_stage`` on ([`EMIFTrunk`][]): the
     shared head sees both modalities, the visible head only visible images and the
     infrared head only infrared images (the paper's independent intra-modality enhancing
     branches). Each head ends in GeM pooling and its own BNNeck and identity classifier.
     The losses (identity, within-modality triplet, Gaussian consistency) are in
-    :class:`~vireid_zoo.models.emif.module.EMIFModule`.
+    [`EMIFModule`][].
 
     Args:
         num_classes: Training identities (each head's classifier); 0 for inference only.

@@ -25,25 +25,27 @@ from vireid_zoo.models.emif.model import EMIF
 
 
 class EMIFModule(VIReIDModule):
-    r"""Train and evaluate :class:`EMIF` (Zhang et al., IJMLC 2025).
+    r"""Train and evaluate [`EMIF`][] (Zhang et al., IJMLC 2025).
 
     The objective (the weights and the terms are assumptions of this zoo, [A]):
 
-    .. math:: L = L_{id}(s) + L_{tri}(s) + \alpha\,[L_{id}(v) + L_{tri}(v) + L_{id}(i)
-        + L_{tri}(i) + \lambda_c (L_c(v) + L_c(i))] + \beta\, L_{gauss},
+    $$
+    L = L_{id}(s) + L_{tri}(s) + \alpha\,[L_{id}(v) + L_{tri}(v) + L_{id}(i)
+    + L_{tri}(i) + \lambda_c (L_c(v) + L_c(i))] + \beta\, L_{gauss},
+    $$
 
     - shared head ``s`` (both modalities): identity cross-entropy on its BNNeck logits,
       triplet on its pooled features over the whole batch;
     - intra-modality enhancing heads ``v`` and ``i`` (paper: compactness within a class
       and separation between classes inside each modality): each head's own classifier
       and a triplet (batch-hard by default) among the images of its modality only, optionally a
-      batch-centre loss :math:`L_c` (:func:`~vireid_zoo.models.emif.losses.batch_centre_loss`);
-    - modality-invariant module: :class:`~vireid_zoo.models.emif.losses.GaussianConsistencyLoss`
+      batch-centre loss $L_c$ ([`batch_centre_loss`][]);
+    - modality-invariant module: [`GaussianConsistencyLoss`][]
       between the visible and infrared embeddings of the shared head, standardised together
       by default so that the term does not depend on the features' scale.
 
     Args:
-        network: The :class:`EMIF` network, or its arguments.
+        network: The [`EMIF`][] network, or its arguments.
         margin: Margin of the shared head's batch-hard triplet ([A] 0.3).
         shared_triplet: Triplet of the shared head: ``"batch_hard"`` (margin ``margin``,
             [A], as the modality heads) or ``"wrt"`` (AGW's weighted regularisation).
@@ -52,7 +54,7 @@ class EMIFModule(VIReIDModule):
         modality_margin: Margin of the modality heads' batch-hard triplet ([A] 0.3).
         alpha: Weight of the intra-modality enhancing heads' losses ([A] 1).
         beta: Weight of the Gaussian consistency loss ([A] 0.1).
-        centre_weight: :math:`\lambda_c`, weight of the modality heads' batch-centre loss
+        centre_weight: $\lambda_c$, weight of the modality heads' batch-centre loss
             ([A] 0: off).
         gaussian_divergence: ``"wasserstein"`` or ``"kl"`` (symmetric) ([A] wasserstein:
             the per-identity KL at K = 4 cost 18 mAP points on the demo, see the README).
@@ -72,7 +74,7 @@ class EMIFModule(VIReIDModule):
             row) or ``"none"`` (raw: the term then scales with the features' square).
         gaussian_covariance: ``"diagonal"`` ([A]) or ``"full"`` covariances (the latter
             with ``gaussian_divergence="wasserstein"`` only).
-        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing,
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing,
             optimiser, schedule, evaluation).
     """
 

@@ -32,36 +32,38 @@ class ModalityPerceptiveAggregation(nn.Module):
 
     Abstract: MAM "explicitly captures cross-modality consistency" between visible and
     infrared features and adaptively fuses them into a harmonious hybrid modality.
-    [A]: from cues stacked along the channels (:data:`CUES`, by default all four,
-    :math:`z = [f_v, f_i, f_v \odot f_i, |f_v - f_i|]`), a consistency map
+    [A]: from cues stacked along the channels ([`CUES`][], by default all four,
+    $z = [f_v, f_i, f_v \odot f_i, |f_v - f_i|]$), a consistency map
 
-    .. math:: A = \sigmaig(W_c * \mathrm{GAP}(z) + W_p * zig), \qquad
-        f_h = A \odot f_v + (1 - A) \odot f_i,
+    $$
+    A = \sigmaig(W_c * \mathrm{GAP}(z) + W_p * zig), \qquad
+    f_h = A \odot f_v + (1 - A) \odot f_i,
+    $$
 
-    where :math:`W_c, W_p` are 1x1 convolutions from the cues' channels to C: ``"channel"``
+    where $W_c, W_p$ are 1x1 convolutions from the cues' channels to C: ``"channel"``
     keeps only the channel-wise term (one weight per channel, from pooled descriptors),
     ``"pixel"`` only the pixel-wise one (one weight per channel and position), ``"both"``
     sums their logits, as attentional feature fusion does (Dai et al., "Attentional
-    Feature Fusion", WACV 2021, the same :math:`M \odot X + (1 - M) \odot Y` form).
+    Feature Fusion", WACV 2021, the same $M \odot X + (1 - M) \odot Y$ form).
 
     The cues are what "consistency" can be read from. The product is co-activation, and
     it is blind to agreement: (1, 1) and (0.5, 2) have the same product, and from
-    :math:`f_v, f_i, f_v \odot f_i` alone no map can single out where the two features are
+    $f_v, f_i, f_v \odot f_i$ alone no map can single out where the two features are
     equal (a logit linear in them has a hyperbola, not a band around
-    :math:`f_v = f_i`, as its level set). The absolute difference is 0 exactly where they
+    $f_v = f_i$, as its level set). The absolute difference is 0 exactly where they
     agree and unchanged by a shift or a sign flip common to both, so it gives the map a
     direct measure of cross-modality agreement.
 
     With ``zero_init`` the convolutions start at zero, so the map starts at 0.5 (the hybrid
     is the mean of the two modalities) [A]; otherwise they keep PyTorch's default
-    initialisation. Each value of :math:`f_h` lies between those of :math:`f_v` and
-    :math:`f_i`: where :math:`A = 1` it is the visible feature, where :math:`A = 0` the
+    initialisation. Each value of $f_h$ lies between those of $f_v$ and
+    $f_i$: where $A = 1$ it is the visible feature, where $A = 0$ the
     infrared one.
 
     Args:
         channels: Channels C of the two feature maps.
         mode: ``"channel"``, ``"pixel"`` or ``"both"`` (the default) [A].
-        cues: A non-empty subset of :data:`CUES`, in any order [A] (:data:`DEFAULT_CUES`).
+        cues: A non-empty subset of [`CUES`][], in any order [A] ([`DEFAULT_CUES`][]).
         zero_init: Start the map at 0.5 everywhere [A] (True).
     """
 
@@ -133,14 +135,14 @@ class DimensionalRefinement(nn.Module):
 
     Abstract: DRM "decouples semantic information along the channel and spatial
     dimensions" to enhance intra-modality diversity. [A]: on the map of a stage (layer4 by
-    default, see ``drm_stage`` of :class:`~vireid_zoo.models.mhn.MHN`), a channel branch
+    default, see ``drm_stage`` of [`MHN`][]), a channel branch
     re-weights channels only, squeeze-and-excitation style
-    (:class:`~vireid_zoo.blocks.ChannelAttention`, one weight per channel, the same at
-    every position), and a spatial branch re-weights positions only, CBAM style
-    (:class:`~vireid_zoo.blocks.SpatialAttention`, one weight per position, the same for
-    every channel). The branches run in parallel on the same map, not in sequence, so each
-    sees one dimension only. Each branch's pooling, BNNeck, losses and their decorrelation
-    live in :class:`~vireid_zoo.models.mhn.MHN` and the module.
+    ([`ChannelAttention`][vireid_zoo.blocks.attention.ChannelAttention], one weight per channel, the
+    same at every position), and a spatial branch re-weights positions only, CBAM style
+    ([`SpatialAttention`][vireid_zoo.blocks.attention.SpatialAttention], one weight per position,
+    the same for every channel). The branches run in parallel on the same map, not in sequence, so
+    each sees one dimension only. Each branch's pooling, BNNeck, losses and their decorrelation live
+    in [`MHN`][] and the module.
 
     Args:
         channels: Channels of the map.

@@ -18,6 +18,7 @@ from torch import nn
 
 from vireid_zoo.losses.centre import modality_centres
 from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
+from vireid_zoo.losses.precision import in_float32
 
 Distance = Literal["euclidean", "squared_euclidean", "cosine"]
 DISTANCES: tuple[Distance, ...] = ("euclidean", "squared_euclidean", "cosine")
@@ -27,7 +28,7 @@ def paired_distance(x: torch.Tensor, y: torch.Tensor, distance: Distance) -> tor
     r"""Distance between rows ``x[k]`` and ``y[k]`` of two (N, D) matrices: (N,).
 
     ``"euclidean"`` is exactly 0 for coincident rows, with a zero (finite) gradient
-    there; ``"cosine"`` is :math:`1 - \cos`.
+    there; ``"cosine"`` is $1 - \cos$.
     """
     if distance == "cosine":
         return 1.0 - F.cosine_similarity(x, y, dim=1)
@@ -43,14 +44,16 @@ class ModalityHarmonizationLoss(nn.Module):
     Abstract: it "adjusts the distribution of the generated hybrid modality" and aligns
     the feature distributions across modalities. [A]: the features are first made
     scale-free (``normalization="l2"``: each row divided by its L2 norm, see
-    :func:`~vireid_zoo.losses.normalization.normalize_features`), so that the loss cannot
+    [`normalize_features`][]), so that the loss cannot
     be lowered by shrinking the features, only by bringing their directions together.
-    Then, with :math:`c^y_v, c^y_i, c^y_h` the visible, infrared and hybrid centres of
-    identity y among the P identities of the batch, :math:`d_v = d(c^y_h, c^y_v)`,
-    :math:`d_i = d(c^y_h, c^y_i)`,
+    Then, with $c^y_v, c^y_i, c^y_h$ the visible, infrared and hybrid centres of
+    identity y among the P identities of the batch, $d_v = d(c^y_h, c^y_v)$,
+    $d_i = d(c^y_h, c^y_i)$,
 
-    .. math:: L_{mh} = \frac{1}{P}\sum_y \big[d_v + d_i + |d_v - d_i|\big]
-        = \frac{1}{P}\sum_y 2 \max(d_v, d_i).
+    $$
+    L_{mh} = \frac{1}{P}\sum_y \big[d_v + d_i + |d_v - d_i|\big]
+    = \frac{1}{P}\sum_y 2 \max(d_v, d_i).
+    $$
 
     The first two terms pull the hybrid towards both modalities and, through it, the two
     modalities towards each other; the third keeps the hybrid equidistant from them. It is
@@ -78,6 +81,7 @@ class ModalityHarmonizationLoss(nn.Module):
         self.normalization: FeatureNormalization = normalization
         self.eps = eps
 
+    @in_float32
     def forward(
         self, features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:
@@ -94,12 +98,14 @@ class ModalityConsistencyLoss(nn.Module):
     r"""Modality consistency loss: the same identity predicted alike in every modality.
 
     Abstract: it "strengthens identity-related coherence across modalities". [A]: with
-    :math:`p^y_m` the mean softmax identity prediction of the samples
+    $p^y_m$ the mean softmax identity prediction of the samples
     of identity y in modality m (identity-averaged, so an identity counts once whatever
     its number of samples), the symmetric Kullback-Leibler divergence
 
-    .. math:: S(p, q) = \tfrac12\big[KL(p \| q) + KL(q \| p)\big]
-        = \tfrac12 \sum_k (p_k - q_k)(\log p_k - \log q_k),
+    $$
+    S(p, q) = \tfrac12\big[KL(p \| q) + KL(q \| p)\big]
+    = \tfrac12 \sum_k (p_k - q_k)(\log p_k - \log q_k),
+    $$
 
     averaged over identities and over the pairs of modalities present: (visible,
     infrared) and, when hybrid samples (code 2) are given, (visible, hybrid) and
@@ -116,6 +122,7 @@ class ModalityConsistencyLoss(nn.Module):
             raise ValueError(f"floor must be in (0, 1), got {floor!r}")
         self.floor = floor
 
+    @in_float32
     def forward(
         self, logits: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor
     ) -> torch.Tensor:
@@ -136,8 +143,8 @@ class BranchDecorrelationLoss(nn.Module):
 
     [A]: each embedding is first standardised over the batch (``normalization=
     "standardize"``: per dimension, minus its mean and divided by its standard deviation
-    over the B rows, :func:`~vireid_zoo.losses.normalization.normalize_features`), then
-    :math:`L_{dc} = \frac{1}{B}\sum_b |\cos(z^c_b, z^s_b)|` over the channel- and
+    over the B rows, [`normalize_features`][]), then
+    $L_{dc} = \frac{1}{B}\sum_b |\cos(z^c_b, z^s_b)|$ over the channel- and
     spatial-branch embeddings of each sample: 0 when the two branches vary independently
     across the samples (orthogonal), 1 when one is a per-dimension rescaling of the other,
     so the two branches carry different (decoupled) information.
@@ -163,6 +170,7 @@ class BranchDecorrelationLoss(nn.Module):
         self.eps = eps
         self.normalization: FeatureNormalization = normalization
 
+    @in_float32
     def forward(self, channel: torch.Tensor, spatial: torch.Tensor) -> torch.Tensor:
         """Mean |cos| between matching rows of two (B, D) embeddings."""
         if channel.shape != spatial.shape or channel.dim() != 2:

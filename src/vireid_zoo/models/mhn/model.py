@@ -32,7 +32,7 @@ HEADS: tuple[Head, ...] = ("global", "channel", "spatial")
 
 @dataclass
 class MHNTrainOutput:
-    """Training outputs of :meth:`MHN.forward_train`.
+    """Training outputs of [`MHN.forward_train`][].
 
     Attributes:
         heads: Outputs of the ``"global"``, ``"channel"`` and ``"spatial"`` heads; rows are
@@ -50,18 +50,18 @@ class MHN(VIReIDNetwork):
     On the zoo's two-stream trunk [A] (separate visible / infrared stages
     ``0..split_stage``, shared later stages, last stride 1, GeM, BNNeck):
 
-    - training (:meth:`forward_train`): the MAM
-      (:class:`~vireid_zoo.models.mhn.blocks.ModalityPerceptiveAggregation`) fuses the
+    - training ([`forward_train`][]): the MAM
+      ([`ModalityPerceptiveAggregation`][]) fuses the
       visible and infrared feature maps after stage ``split_stage`` (the stems by default)
       [A], pair by pair, into a hybrid map; the hybrid runs through the shared stages as a
       third stream, in one batch with the two modalities (batch statistics cover all
       three) [A];
     - on the map of stage ``drm_stage`` (layer4 by default) the DRM
-      (:class:`~vireid_zoo.models.mhn.blocks.DimensionalRefinement`) gives a channel and
+      ([`DimensionalRefinement`][]) gives a channel and
       a spatial branch; with ``drm_stage`` < 4 each branch then runs through the later
       shared stages (the same weights as the global stream) [A]; the final global map and
       each branch's are GeM-pooled, each with its own BNNeck and identity classifier [A];
-    - inference (:meth:`extract_features`): the images' own modality stream only; MAM
+    - inference ([`extract_features`][]): the images' own modality stream only; MAM
       and the hybrid are never run. The embedding concatenates the ``test_parts`` and is
       L2-normalised as a whole (not part by part) [A].
 
@@ -77,7 +77,7 @@ class MHN(VIReIDNetwork):
             stems).
         mam_mode: Consistency map ``"channel"``-wise, ``"pixel"``-wise or ``"both"`` [A].
         mam_cues: What MAM's map is computed from, a subset of
-            :data:`~vireid_zoo.models.mhn.blocks.CUES` [A] (all four: the two features,
+            [`CUES`][vireid_zoo.models.mhn.blocks.CUES] [A] (all four: the two features,
             their product and their absolute difference).
         mam_zero_init: MAM's convolutions start at zero, so the hybrid starts as the mean of
             the two modalities [A] (True).

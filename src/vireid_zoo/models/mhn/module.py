@@ -22,60 +22,62 @@ from vireid_zoo.models.mhn.model import MHN
 
 
 class MHNModule(VIReIDModule):
-    r"""Train and evaluate :class:`MHN` (Zuo, Peng, Cheng, Wang, Information Fusion 2025).
+    r"""Train and evaluate [`MHN`][] (Zuo, Peng, Cheng, Wang, Information Fusion 2025).
 
     Each paired batch gives B visible, B infrared and B hybrid samples (rows of
-    :meth:`MHN.forward_train`; the hybrid of row j has the identity of row j). The loss
+    [`MHN.forward_train`][]; the hybrid of row j has the identity of row j). The loss
     (its terms and weights are assumptions of this zoo, [A]) is
 
-    .. math:: L = \sum_{h} w_h (L^h_{id} + \tau L^h_{tri}) + \lambda_{mh} L_{mh}
-        + \lambda_{mc} L_{mc} + \lambda_{dc} L_{dc},
+    $$
+    L = \sum_{h} w_h (L^h_{id} + \tau L^h_{tri}) + \lambda_{mh} L_{mh}
+    + \lambda_{mc} L_{mc} + \lambda_{dc} L_{dc},
+    $$
 
-    over the heads h = global (:math:`w = 1`), channel and spatial (the DRM branches,
-    :math:`w` = ``drm_loss_weight``): identity cross-entropy on each head's BNNeck logits
+    over the heads h = global ($w = 1$), channel and spatial (the DRM branches,
+    $w$ = ``drm_loss_weight``): identity cross-entropy on each head's BNNeck logits
     and a triplet loss on its pooled features, over the visible, infrared and (with
-    ``hybrid_in_identity_losses``) hybrid rows [A]; :math:`L_{mh}`
-    (:class:`~vireid_zoo.models.mhn.losses.ModalityHarmonizationLoss`) on the global
+    ``hybrid_in_identity_losses``) hybrid rows [A]; $L_{mh}$
+    ([`ModalityHarmonizationLoss`][]) on the global
     features (``harmonization_feature``: pooled by default) of the three streams,
-    L2-normalised so that it does not depend on their scale; :math:`L_{mc}`
-    (:class:`~vireid_zoo.models.mhn.losses.ModalityConsistencyLoss`) on the global logits
+    L2-normalised so that it does not depend on their scale; $L_{mc}$
+    ([`ModalityConsistencyLoss`][]) on the global logits
     of visible, infrared and (with ``consistency_include_hybrid``) hybrid rows;
-    :math:`L_{dc}` (:class:`~vireid_zoo.models.mhn.losses.BranchDecorrelationLoss`) between
+    $L_{dc}$ ([`BranchDecorrelationLoss`][]) between
     the features (``decorrelation_feature``: pooled by default, standardised over the
     batch) of the two DRM branches, on the identity-loss rows [A].
 
     Args:
-        network: The :class:`MHN` network, or its arguments.
+        network: The [`MHN`][] network, or its arguments.
         triplet: ``"wrt"`` (AGW's weighted regularisation triplet, the default) or
             ``"batch_hard"`` (with ``triplet_margin``) [A].
         triplet_margin: Margin of the batch-hard triplet (unused by WRT).
-        triplet_weight: :math:`\tau`, weight of each head's triplet loss.
+        triplet_weight: $\tau$, weight of each head's triplet loss.
         drm_loss_weight: Weight of the DRM branches' identity and triplet losses [A].
         hybrid_in_identity_losses: The hybrid rows also get identity, triplet and
             decorrelation losses [A] (MHN extracts modality-shared features from them).
-        harmonization_distance: Distance of :math:`L_{mh}` [A].
-        harmonization_feature: Global feature :math:`L_{mh}` sees: ``"pool"`` (before the
+        harmonization_distance: Distance of $L_{mh}$ [A].
+        harmonization_feature: Global feature $L_{mh}$ sees: ``"pool"`` (before the
             BNNeck, [A]) or ``"bn"``.
-        harmonization_normalization: How :math:`L_{mh}`'s features are made scale-free:
+        harmonization_normalization: How $L_{mh}$'s features are made scale-free:
             ``"l2"`` (each row, [A]), ``"standardize"`` (the three streams together, per
             dimension) or ``"none"`` (raw: the term then scales with the features).
         harmonization_eps: The L2 norm's floor (the standardisation's variance floor) [A]
             (1e-12).
-        consistency_include_hybrid: :math:`L_{mc}` also compares the hybrid predictions [A].
+        consistency_include_hybrid: $L_{mc}$ also compares the hybrid predictions [A].
         consistency_floor: Probabilities are clamped to at least this before
-            :math:`L_{mc}`'s logarithm [A] (1e-12).
-        decorrelation_feature: DRM branch features :math:`L_{dc}` sees: ``"pool"`` (before
+            $L_{mc}$'s logarithm [A] (1e-12).
+        decorrelation_feature: DRM branch features $L_{dc}$ sees: ``"pool"`` (before
             the necks, [A]) or ``"bn"`` (their BNNeck outputs, whose trainable scales can
             lower the term without changing the branches).
-        decorrelation_normalization: How :math:`L_{dc}`'s features are made scale-free:
+        decorrelation_normalization: How $L_{dc}$'s features are made scale-free:
             ``"standardize"`` (over the batch, per dimension, [A]), ``"l2"`` or ``"none"``.
-        decorrelation_eps: Floor of :math:`L_{dc}`'s variances and cosine denominator [A]
+        decorrelation_eps: Floor of $L_{dc}$'s variances and cosine denominator [A]
             (1e-5).
         lambda_mh: Weight of the harmonisation loss [A] (1.0: on L2-normalised features the
             term is about 0.6 at initialisation, see the README).
         lambda_mc: Weight of the consistency loss [A] (0.5).
         lambda_dc: Weight of the branch decorrelation [A].
-        **kwargs: :class:`~vireid_zoo.models.base.VIReIDModule` arguments (label smoothing
+        **kwargs: [`VIReIDModule`][] arguments (label smoothing
             [A] 0 as AGW, optimiser, schedule, evaluation).
     """
 

@@ -1,0 +1,1 @@
+"""Shared test helpers: configs, reference implementations, a loopback Hub, DDP scripts."""
