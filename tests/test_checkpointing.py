@@ -171,6 +171,20 @@ def test_a_fit_resumed_within_an_epoch_ends_with_the_uninterrupted_weights(
     assert len(changed) > 10  # the resumed steps did change the weights
 
 
+def test_a_mid_epoch_checkpoint_without_the_loaders_position_is_refused(
+    sysu_root: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fit(sysu_root, tmp_path / "stopped", callbacks=(Fail(),))
+    checkpoint = read(tmp_path / "stopped" / "checkpoints" / "on_exception.ckpt")
+    assert checkpoint["loops"]["fit_loop"]["state_dict"].pop("combined_loader") == [
+        {"epoch": 1, "steps": 1}
+    ]
+    torch.save(checkpoint, tmp_path / "older.ckpt")  # as a checkpoint without it would be
+    with pytest.raises(RuntimeError, match="resumes epoch 1 after step 1 of it, but the"):
+        fit(sysu_root, tmp_path / "resumed", ckpt_path=tmp_path / "older.ckpt")
+
+
 def test_an_exception_writes_on_exception_ckpt_and_keeps_last(
     sysu_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -81,10 +81,11 @@ class ResumableTrainLoader(DataLoader):
         if start != trained:
             raise RuntimeError(
                 f"the fit resumes epoch {self.sampler.epoch} after step {trained} of it, but the "
-                f"training loader would start at step {start}: Lightning did not hand the "
-                "loader its saved position (it skips that when configure_optimizers reads "
-                "trainer.estimated_stepping_batches before the checkpoint is restored). Resume "
-                "from a checkpoint written at an epoch's end, or avoid that call."
+                f"training loader would start at step {start}: the loader's position was not "
+                "restored (the checkpoint holds none, e.g. written by an older vireid-zoo, or "
+                "Lightning skipped it, as it does when configure_optimizers reads "
+                "trainer.estimated_stepping_batches). Resume from a checkpoint written at an "
+                "epoch's end instead."
             )
         self.sampler.start_step = start
         return super().__iter__()
