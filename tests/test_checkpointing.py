@@ -278,6 +278,25 @@ def test_with_gradient_accumulation_the_fit_stops_after_an_optimiser_step(
     assert_same_weights(resumed.state_dict(), expected)
 
 
+class SignalFirstBatch(Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_stopped_fit_gives_the_signal_handlers_back(sysu_root: Path, tmp_path: Path) -> None:
+    # Were a handler of the callback left installed, a later plain Lightning fit would chain
+    # to it, and SIGTERM's default action would end the process.
+    before = [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)]
+    for run in ("first", "second"):
+        with pytest.raises(TrainingInterrupted) as stopped:
+            fit(sysu_root, tmp_path / run, callbacks=(SignalFirstBatch(),))
+        assert read(stopped.value.checkpoint)["global_step"] == 1
+        assert [signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)] == before
+    with pytest.raises(ValueError, match="several ResumableCheckpoint"):
+        fit(sysu_root, tmp_path / "two", callbacks=(ResumableCheckpoint(), ResumableCheckpoint()))
+
+
 def test_find_last_checkpoint_takes_the_highest_version_holding_one(tmp_path: Path) -> None:
     for version in ("version_2", "version_10", "version_11", "version_x"):
         (tmp_path / version / "checkpoints").mkdir(parents=True)
@@ -468,3 +487,20 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     assert stopped.stderr.count("interrupted by SIGINT in epoch 1, after step 4") == 1
     assert read(last)["global_step"] == STEPS_PER_EPOCH + 1
+
+
+def test_sigterm_without_resumable_checkpoint_still_exits_143(
+    sysu_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lightning alone stops on SIGTERM with SystemExit(None), which would be status 0.
+    config = write_config(tmp_path, sysu_root)
+    settings = yaml.safe_load(config.read_text())
+    settings["trainer"]["callbacks"] = [
+        {
+            "class_path": "interrupt.SendSignal",
+            "init_args": {"name": "SIGTERM", "epoch": 0, "batch": 0},
+        }
+    ]
+    config.write_text(yaml.safe_dump(settings))
+    assert main(["fit", "--config", str(config)]) == 143
+    assert "vireid-zoo fit: stopped by SIGTERM" in capsys.readouterr().err

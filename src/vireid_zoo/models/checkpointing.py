@@ -135,6 +135,11 @@ class ResumableCheckpoint(Checkpoint):
         self._enabled = stage == TrainerFn.FITTING and not trainer.fast_dev_run
         if not self._enabled:
             return
+        if sum(isinstance(c, ResumableCheckpoint) for c in trainer.callbacks) > 1:
+            raise ValueError(
+                "the trainer has several ResumableCheckpoint callbacks, which would write the "
+                "same last.ckpt and both handle SIGINT / SIGTERM: keep one"
+            )
         for callback in trainer.checkpoint_callbacks:
             if isinstance(callback, ModelCheckpoint) and callback.save_last:
                 raise ValueError(
@@ -152,21 +157,27 @@ class ResumableCheckpoint(Checkpoint):
         self.dirpath = Path(folder)
         self._global_zero = trainer.is_global_zero
         self.interruption, self._signal, self._training = None, None, False
-        if self.handle_signals:
-            self._install_handlers()
+        self._previous, self._active = {}, False
+        if self.handle_signals and threading.current_thread() is threading.main_thread():
+            # The handlers before Lightning adds its own: chained to, and given back.
+            self._previous = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Training has started: from now on a failure leaves a checkpoint.
+        """Training starts: take over SIGINT and SIGTERM; a failure now leaves a checkpoint.
 
-        Lightning has just added its own SIGTERM handler, which stops a fit wherever its
-        loops check (within gradient accumulation too, where the accumulated gradients
-        would be lost): the handler is put back to this callback's alone, which stops
-        at the end of an optimiser step (the handlers found at ``setup`` still run).
+        Installed only now, after Lightning has added its own SIGTERM handler, which
+        stops a fit wherever its loops check (within gradient accumulation too, where the
+        accumulated gradients would be lost): this callback's handler replaces it, stops
+        at the end of an optimiser step and chains to the handlers found at ``setup``.
+        Lightning gives back the handlers it found when the fit ends, so none of this
+        callback's is left installed. (Before training starts there is nothing to
+        checkpoint: a signal then stops the fit as Lightning and Python do.)
         """
         self._training = True
-        if self._active:
+        if self._previous:
             for signum in HANDLED_SIGNALS:
                 signal.signal(signum, self._on_signal)
+            self._active = True
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -211,8 +222,8 @@ class ResumableCheckpoint(Checkpoint):
         if not self._enabled or isinstance(exception, TrainingInterrupted):
             return
         if isinstance(exception, SIGTERMException):
-            # Lightning stops at its own safe points on SIGTERM (e.g. during validation).
-            saved = self._save_after_failure(trainer, self.last_path)
+            # Lightning stopped on SIGTERM before this callback took the signal over.
+            saved = self._training and self._save_after_failure(trainer, self.last_path)
             self._interrupted(signal.SIGTERM, self.last_path if saved else None, trainer)
         elif isinstance(exception, KeyboardInterrupt):
             self._interrupted(signal.SIGINT, None, trainer)
@@ -273,25 +284,15 @@ class ResumableCheckpoint(Checkpoint):
 
     # Signals ------------------------------------------------------------------------------
 
-    def _install_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return  # Python only delivers signals to the main thread
-        for signum in HANDLED_SIGNALS:
-            current = signal.getsignal(signum)
-            if current != self._on_signal:  # left installed by an earlier fit: keep its
-                self._previous[signum] = current
-            signal.signal(signum, self._on_signal)
-        self._active = True
-
     def _restore_handlers(self) -> None:
+        if not self._active:
+            return
         self._active = False
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if not self._active:
-            # Lightning re-installs the handlers it found when its fit started, so after a
-            # failed fit this one can still be installed: behave as the previous handler.
+        if not self._active:  # called after the fit (by a copy someone kept): as before it
             self._pass_on(signal.Signals(signum), frame)
             return
         if signum == signal.SIGINT and self._signal is not None:
@@ -329,11 +330,14 @@ class ResumableCheckpoint(Checkpoint):
         where = f"in epoch {trainer.current_epoch}, after step {trainer.global_step}"
         if path is None:
             last = self.last_path if self.last_path.is_file() else None
-            which = "a second " if self._signal is not None else ""
-            message = (
-                f"stopped at once by {which}{signum.name} {where}, without a checkpoint of that "
-                "point (a step was under way); "
-                + (f"the last resumable checkpoint is {last}." if last else "no checkpoint exists.")
+            if self._signal is not None:
+                how = f"stopped at once by a second {signum.name} {where}, mid-step, without"
+            elif self._training:
+                how = f"stopped at once by {signum.name} {where}, mid-step, without"
+            else:
+                how = f"stopped by {signum.name} before training started, without"
+            message = f"{how} a checkpoint of that point; " + (
+                f"the last resumable checkpoint is {last}." if last else "no checkpoint exists."
             )
         else:
             message = (
