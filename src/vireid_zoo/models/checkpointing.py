@@ -126,11 +126,13 @@ class ResumableCheckpoint(Checkpoint):
     # Lightning hooks ----------------------------------------------------------------------
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        """Resolve the folder and, for a fit, take over SIGINT and SIGTERM.
+        """For a fit: check the trainer's checkpointing, resolve the folder.
 
         Raises:
-            ValueError: the folder is a URL (checkpoints are renamed into place, which
-                needs a local or mounted file system).
+            ValueError: another ResumableCheckpoint, or a ``ModelCheckpoint`` with
+                ``save_last``, would also write ``last.ckpt``; or the folder is a URL
+                (checkpoints are renamed into place, which needs a local or mounted file
+                system).
         """
         self._enabled = stage == TrainerFn.FITTING and not trainer.fast_dev_run
         if not self._enabled:
