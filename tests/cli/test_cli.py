@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,37 @@ def test_fit_links_num_classes_from_the_datamodule(fitted: tuple[Path, Path]) ->
     assert "num_classes" not in written and "num_classes" not in written["network"]
 
 
-def test_test_prints_every_task_over_its_trials(
-    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+def test_test_prints_one_summary_table_and_writes_every_trial(
+    fitted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     config, checkpoint = fitted
-    assert main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)]) == 0
-    out = capsys.readouterr().out
-    for task in ("sysu_mm01/all", "sysu_mm01/indoor"):
-        assert f"{task} (sysu_mm01 protocol)" in out
-    assert "test/sysu_mm01/all/trial1/mAP" in out and "test/sysu_mm01/indoor/mINP_std" in out
+    args = ["--config", str(config), "--trainer.default_root_dir", str(tmp_path)]
+    assert main(["test", *args, "--ckpt_path", str(checkpoint)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    # One row per task, mean ± std over its trials; no Lightning table, no per-trial rows.
+    header = next(i for i, line in enumerate(lines) if line.startswith("task "))
+    assert lines[header].split() == [
+        "task",
+        "protocol",
+        "trials",
+        "rank1",
+        "rank10",
+        "rank20",
+        "mAP",
+        "mINP",
+    ]
+    rows = [line.split() for line in lines[header + 2 : header + 4]]
+    assert [row[:3] for row in rows] == [
+        ["sysu_mm01/all", "sysu_mm01", "2"],
+        ["sysu_mm01/indoor", "sysu_mm01", "2"],
+    ]
+    assert all(row.count("±") == 5 for row in rows)
+    assert len(lines) == header + 7 and lines[-1].startswith("results written to")
+    assert not any("test/sysu_mm01" in line or "trial1" in line for line in lines)
+    tasks = json.loads((tmp_path / "test_results.json").read_text())["tasks"]
+    for task in tasks.values():
+        assert task["trials"] == [0, 1] and len(task["per_trial"]) == 2
+        assert set(task["per_trial"][1]) >= {"rank1", "mAP", "mINP"}
 
 
 def test_test_without_a_checkpoint_is_refused(

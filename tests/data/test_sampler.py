@@ -134,3 +134,14 @@ def test_augmentation_seeds_depend_on_seed_and_epoch_only() -> None:
     assert len(set(seeds)) == len(seeds), "every image gets its own augmentation seed"
     second.set_epoch(3)
     assert seeds != [s for _, _, s in second]
+
+
+def test_start_step_skips_the_steps_already_trained_once() -> None:
+    visible, infrared = labels(12, 4, 4)
+    sampler = make(visible, infrared, seed=7)
+    sampler.set_epoch(3)
+    whole = list(sampler)
+    assert sampler.steps_per_epoch > 2
+    sampler.start_step = 2
+    assert list(sampler) == whole[2 * sampler.batch_size :]  # the same plan, from step 2
+    assert list(sampler) == whole  # the next iteration starts at step 0 again

@@ -10,6 +10,8 @@ restored silently (see [`ENVIRONMENT`][]).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -64,3 +66,15 @@ def restore_environment(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@contextmanager
+def deterministic_mode_restored() -> Iterator[None]:
+    """Give torch's deterministic mode back as it was (``Trainer(deterministic=True)`` turns
+    it on for the whole process)."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)

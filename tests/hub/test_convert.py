@@ -694,13 +694,17 @@ def test_convert_then_test_then_publish_from_the_command_line(
 
     # `vireid-zoo test` measures the converted network: the config must ask for its trunk
     # (a ResNet-18 config is refused), and what the config leaves at its default comes
-    # from the checkpoint, with a note.
+    # from the checkpoint, with a note. The input is the converted weights' contract (the
+    # reference's 288x144): another size is refused, naming both.
     config = write_config(tmp_path, sysu_root, data={"image_size": [64, 32]})
     tested = tmp_path / "tested"
     args = ["--config", str(config), "--trainer.default_root_dir", str(tested)]
     assert main(["test", *args, "--ckpt_path", str(checkpoint)]) == 2
     assert "asks for AGWModule(AGW, arch='resnet18')" in capsys.readouterr().err
     args += ["--model.network.arch", "resnet50"]
+    assert main(["test", *args, "--ckpt_path", str(checkpoint)]) == 2
+    assert "image_size=[288, 144] in the checkpoint, [64, 32] asked" in capsys.readouterr().err
+    args += ["--data.init_args.image_size", "[288, 144]"]
     assert main(["test", *args, "--ckpt_path", str(checkpoint)]) == 0
     assert "non_local_blocks=[0, 2, 3, 0] (the checkpoint's" in capsys.readouterr().err
     results = tested / "test_results.json"

@@ -150,7 +150,7 @@ def test_init_from_fine_tunes_with_a_new_classifier(saved: tuple[AGW, Path]) -> 
         AGW(7, arch="resnet18", test_feature="pool"), init_from=f"local-dir:{folder}"
     )
     with pytest.warns(UserWarning, match="re-initialised"):
-        module.setup("fit")
+        module.on_fit_start()
     torch.testing.assert_close(
         module.net.backbone.visible_stages[0].conv1.weight,
         net.backbone.visible_stages[0].conv1.weight,
@@ -167,7 +167,7 @@ def test_init_from_weights_of_another_method_is_refused(
     (folder / "config.json").write_text(json.dumps(config))
     module = AGWModule(AGW(5, arch="resnet18"), init_from=str(folder))
     with pytest.raises(WeightsMismatchError, match="holds a vireid_zoo.models.other.Other"):
-        module.setup("fit")
+        module.on_fit_start()
 
 
 def test_publish_requires_measured_results_of_the_same_checkpoint(

@@ -1,8 +1,8 @@
-"""A fit interrupted after its first epoch and resumed ends with the uninterrupted weights."""
+"""A fit interrupted after its first epoch and resumed ends with the uninterrupted weights,
+whatever the number of data-loading workers (which prefetch the epoch's plan)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,52 +10,52 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from helpers.torch_state import deterministic_mode_restored
 from vireid_zoo.data import SYSUMM01DataModule
 from vireid_zoo.models import AGW, AGWModule
 
 
-def datamodule(root: Path) -> SYSUMM01DataModule:
+def datamodule(root: Path, num_workers: int) -> SYSUMM01DataModule:
     return SYSUMM01DataModule(
         root,
         image_size=(32, 16),
         num_identities=3,
         num_instances=2,
-        num_workers=0,
+        num_workers=num_workers,
         samples_per_epoch=12,
         trials=1,
         check_counts=False,
     )
 
 
-def fit(root: Path, max_epochs: int, directory: Path, ckpt_path: Path | None = None) -> AGWModule:
+def fit(
+    root: Path, max_epochs: int, directory: Path, num_workers: int, ckpt_path: Path | None = None
+) -> AGWModule:
     seed_everything(0, verbose=False)
     module = AGWModule(AGW(13, arch="resnet18"), warmup_epochs=1, milestones=(1,))
-    trainer = Trainer(
-        accelerator="cpu",
-        max_epochs=max_epochs,
-        deterministic=True,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=directory,
-        callbacks=[ModelCheckpoint(dirpath=directory, save_last=True, save_top_k=0)],
-    )
-    trainer.fit(module, datamodule=datamodule(root), ckpt_path=ckpt_path)
+    with deterministic_mode_restored():  # Trainer(deterministic=True) sets it
+        trainer = Trainer(
+            accelerator="cpu",
+            max_epochs=max_epochs,
+            deterministic=True,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=directory,
+            callbacks=[ModelCheckpoint(dirpath=directory, save_last=True, save_top_k=0)],
+        )
+        trainer.fit(module, datamodule=datamodule(root, num_workers), ckpt_path=ckpt_path)
     return module
 
 
-@pytest.fixture
-def deterministic_algorithms() -> Iterator[None]:
-    """Trainer(deterministic=True) turns torch's deterministic mode on for the whole process."""
-    yield
-    torch.use_deterministic_algorithms(False)
-
-
-@pytest.mark.usefixtures("deterministic_algorithms")
-def test_resumed_fit_equals_uninterrupted_fit(sysu_root: Path, tmp_path: Path) -> None:
-    uninterrupted = fit(sysu_root, 2, tmp_path / "a")
-    first_epoch = fit(sysu_root, 1, tmp_path / "b")
-    resumed = fit(sysu_root, 2, tmp_path / "c", ckpt_path=tmp_path / "b" / "last.ckpt")
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_resumed_fit_equals_uninterrupted_fit(
+    sysu_root: Path, tmp_path: Path, num_workers: int
+) -> None:
+    uninterrupted = fit(sysu_root, 2, tmp_path / "a", num_workers)
+    first_epoch = fit(sysu_root, 1, tmp_path / "b", num_workers)
+    last = tmp_path / "b" / "last.ckpt"
+    resumed = fit(sysu_root, 2, tmp_path / "c", num_workers, ckpt_path=last)
     expected, got = uninterrupted.state_dict(), resumed.state_dict()
     assert expected.keys() == got.keys()
     for key in expected:

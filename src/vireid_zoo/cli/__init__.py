@@ -17,13 +17,17 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from vireid_zoo.cli import data, models, recipes
 from vireid_zoo.cli.lightning import LIGHTNING_COMMANDS, VIReIDCLI, run_lightning
 from vireid_zoo.core.weights import WeightsMismatchError
 from vireid_zoo.data.errors import DatasetFormatError, DatasetNotFoundError, ImageDecodeError
+from vireid_zoo.models.checkpointing import TrainingInterrupted
 
 __all__ = ["VIReIDCLI", "build_parser", "main", "one_paragraph", "run_lightning"]
 
@@ -80,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vireid-zoo`` console script.
 
     Errors caused by the user's input (a missing dataset, a malformed file, a checkpoint of
-    another model, ...) are reported in one paragraph, without a traceback.
+    another model, ...) are reported in one paragraph, without a traceback, with status 2.
+    A command stopped by SIGINT or SIGTERM returns 130 or 143, as a shell reports a
+    process ended by that signal.
     """
     given = list(sys.argv[1:] if argv is None else argv)
     command = given[0] if given else None
@@ -100,4 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"vireid-zoo {command}: error: {one_paragraph(str(error))}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as stopped:
+        if not stopped.reported:
+            print(f"vireid-zoo {command}: {stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except SIGTERMException:  # Lightning stopped on SIGTERM (no ResumableCheckpoint to report)
+        print(f"vireid-zoo {command}: stopped by SIGTERM", file=sys.stderr)
+        return 128 + int(signal.SIGTERM)
     return 0

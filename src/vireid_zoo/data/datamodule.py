@@ -22,6 +22,7 @@ from vireid_zoo.data.llcm import Direction as LLCMDirection
 from vireid_zoo.data.parsing import PartGrouping, PartMaps
 from vireid_zoo.data.regdb import Direction as RegDBDirection
 from vireid_zoo.data.regdb import RegDB
+from vireid_zoo.data.resumable import ResumableTrainLoader
 from vireid_zoo.data.sampler import CrossModalityIdentitySampler
 from vireid_zoo.data.sysu_mm01 import SYSUMM01, GallerySampling, SearchMode
 from vireid_zoo.data.transforms import (
@@ -37,7 +38,9 @@ class VIReIDDataModule(LightningDataModule):
     """Shared training and evaluation data plumbing.
 
     Training batches come from a [`CrossModalityIdentitySampler`][] (P identities x K
-    visible + K infrared images, DDP-aware). Evaluation batches cover an
+    visible + K infrared images, DDP-aware) through a
+    [`ResumableTrainLoader`][], so a fit stopped within an
+    epoch resumes at the step it reached. Evaluation batches cover an
     [`EvaluationSuite`][]: every image of the run's tasks, embedded once.
 
     Subclasses implement [`train_samples`][], [`test_tasks`][] and optionally
@@ -257,8 +260,15 @@ class VIReIDDataModule(LightningDataModule):
         maps.check(self._train_samples)
         return maps
 
+    def _trained_steps(self) -> int:
+        """Steps of the current epoch the fit has trained (0 outside a fit)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
     def train_dataloader(self) -> DataLoader:
-        """Paired P x K batches from the cross-modality identity sampler."""
+        """Paired P x K batches from the cross-modality identity sampler (resumable)."""
         parsing = self.part_maps()
         image_cache = self._cached("train")  # with parsing maps, also caches them
         dataset = PairedTrainDataset(
@@ -281,10 +291,11 @@ class VIReIDDataModule(LightningDataModule):
             seed=self.seed,
             samples_per_epoch=self.samples_per_epoch,
         )
-        return DataLoader(
+        return ResumableTrainLoader(
             dataset,
-            batch_size=sampler.batch_size,
             sampler=sampler,
+            trained_steps=self._trained_steps,
+            batch_size=sampler.batch_size,
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

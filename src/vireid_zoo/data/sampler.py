@@ -93,6 +93,9 @@ class CrossModalityIdentitySampler(DistributedSampler):
         per_epoch = samples_per_epoch or max(len(visible), len(infrared))
         per_step = num_identities * num_instances * num_replicas
         self.steps_per_epoch = max(1, math.ceil(per_epoch / per_step))
+        self.start_step = 0
+        """Steps of the epoch's plan the next iteration skips (then reset to 0): the steps
+        a resumed fit already trained. The plan itself is unchanged."""
 
     @property
     def batch_size(self) -> int:
@@ -130,7 +133,8 @@ class CrossModalityIdentitySampler(DistributedSampler):
         rng = np.random.default_rng([self.seed, self.epoch])
         mine = slice(self.rank * self.num_identities, (self.rank + 1) * self.num_identities)
         identity_steps = self._identity_stream(rng)
-        for _ in range(self.steps_per_epoch):
+        start, self.start_step = self.start_step, 0
+        for step in range(self.steps_per_epoch):
             step_ids = next(identity_steps)
             # Draw instances for every rank, so all ranks consume the generator alike.
             picks = [
@@ -141,5 +145,7 @@ class CrossModalityIdentitySampler(DistributedSampler):
                 )
                 for i in step_ids
             ]
+            if step < start:  # trained before the fit was resumed; the draws above still count
+                continue
             for visible, infrared, seeds in picks[mine]:
                 yield from zip(visible.tolist(), infrared.tolist(), seeds.tolist(), strict=True)

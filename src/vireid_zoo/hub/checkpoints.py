@@ -24,6 +24,8 @@ from vireid_zoo.models.spec import class_path, loading_trained_weights
 
 CHECKPOINT_DECIDES = {"num_classes", "backbone_weights", *INIT_ONLY_ARGUMENTS}
 """Network arguments a command may give differently from the checkpoint it tests."""
+CONTRACT_ARGUMENTS = ("image_size", "mean", "std", "interpolation")
+"""Datamodule arguments that make a checkpoint's input contract (the network's input)."""
 
 
 def reconcile_network(
@@ -131,6 +133,91 @@ def load_trained_module(checkpoint: Path) -> tuple[VIReIDModule, dict[str, Any]]
     return module.eval(), content
 
 
+def _datamodule_state(content: Mapping[str, Any]) -> dict[str, Any]:
+    """The state a zoo datamodule recorded in a checkpoint (Lightning keys it by class)."""
+    return next(
+        (v for k, v in content.items() if k.endswith("DataModule") and isinstance(v, dict)),
+        {},
+    )
+
+
+def recorded_contract(content: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The input contract a checkpoint records, by datamodule argument name.
+
+    ``image_size`` (``[height, width]``), ``mean``, ``std`` and ``interpolation``, from the
+    state of the datamodule the checkpoint was trained with, or else from the contract of
+    converted weights ([`CHECKPOINT_CFG_KEY`][]); None when
+    the checkpoint records neither (e.g. a fit given bare dataloaders).
+    """
+    data = _datamodule_state(content)
+    if "image_size" in data:
+        return _json_values({key: data[key] for key in CONTRACT_ARGUMENTS if key in data})
+    stored = content.get(CHECKPOINT_CFG_KEY)
+    if isinstance(stored, dict):
+        cfg = PretrainedConfig.from_dict(stored)
+        return _json_values(
+            {
+                "image_size": cfg.input_size,
+                "mean": cfg.mean,
+                "std": cfg.std,
+                "interpolation": cfg.interpolation,
+            }
+        )
+    return None
+
+
+def reconcile_data(
+    requested: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    content: Mapping[str, Any],
+    source: str,
+) -> tuple[dict[str, Any], list[str]]:
+    """The input a command tests a checkpoint with: the checkpoint's input contract.
+
+    For each of [`CONTRACT_ARGUMENTS`][]: a value the command leaves at the
+    datamodule's default takes the checkpoint's (reported in a note); any other value
+    must equal the checkpoint's. A checkpoint that records no contract leaves the
+    command's values.
+
+    Args:
+        requested: The command's datamodule arguments (``data.init_args``).
+        defaults: The datamodule class's defaults of those arguments.
+        content: The checkpoint.
+        source: The checkpoint's path, for messages.
+
+    Returns:
+        The arguments to set, and one note per value taken from the checkpoint.
+
+    Raises:
+        ValueError: naming each value the command sets away from the checkpoint's.
+    """
+    trained = recorded_contract(content)
+    if trained is None:
+        return {}, []
+    asked = _json_values({key: requested.get(key) for key in CONTRACT_ARGUMENTS})
+    default = _json_values({key: defaults.get(key) for key in CONTRACT_ARGUMENTS})
+    effective, notes, differing = {}, [], []
+    for key in CONTRACT_ARGUMENTS:
+        if key not in trained or asked[key] == trained[key]:
+            continue
+        if asked[key] == default[key]:
+            effective[key] = trained[key]
+            notes.append(f"{key}={trained[key]!r} (the checkpoint's; the command left the default)")
+        else:
+            differing.append(
+                f"{key}={trained[key]!r} in the checkpoint, {asked[key]!r} asked "
+                f"(data.init_args.{key})"
+            )
+    if differing:
+        raise ValueError(
+            f"{source} was trained with another input than the command tests with: "
+            f"{'; '.join(differing)}. Scores are only comparable, and publishable, at the "
+            "input a model was trained with: drop these settings (the checkpoint's are then "
+            "used) or set them to the checkpoint's values."
+        )
+    return effective, notes
+
+
 def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> PretrainedConfig:
     """The input and embedding contract of a trained module, from its checkpoint.
 
@@ -139,14 +226,7 @@ def input_contract(module: VIReIDModule, checkpoint_content: dict[str, Any]) -> 
     converted weights ([`vireid_zoo.hub.conversion.write_test_checkpoint`][]) records
     their contract and source instead, which are kept.
     """
-    data = next(
-        (
-            v
-            for k, v in checkpoint_content.items()
-            if k.endswith("DataModule") and isinstance(v, dict)
-        ),
-        {},
-    )
+    data = _datamodule_state(checkpoint_content)
     stored = checkpoint_content.get(CHECKPOINT_CFG_KEY)
     defaults = (
         PretrainedConfig.from_dict(stored)

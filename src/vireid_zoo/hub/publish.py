@@ -1,8 +1,9 @@
 """Publishing a trained checkpoint: its network, contract, measured metrics and card.
 
 [`publish`][] only accepts the ``test_results.json`` of the very checkpoint it publishes
-(``vireid-zoo test`` records the checkpoint's SHA-256), so every published number is
-measured.
+(``vireid-zoo test`` records the checkpoint's SHA-256), measured at the input contract the
+checkpoint records (size, normalisation, interpolation), so every published number is
+measured, and measured on the input the published contract states.
 """
 
 from __future__ import annotations
@@ -75,11 +76,29 @@ def pretrained_config_for(
     )
 
 
-def measured_results(checkpoint: Path, results: Path | None) -> dict[str, Any]:
-    """The ``test_results.json`` record of ``checkpoint``, refused if it measured another file.
+def contract_values(contract: PretrainedConfig) -> dict[str, Any]:
+    """The input half of a contract, as ``test_results.json`` records it."""
+    return {
+        "input_size": list(contract.input_size),
+        "mean": list(contract.mean),
+        "std": list(contract.std),
+        "interpolation": contract.interpolation,
+    }
+
+
+def measured_results(
+    checkpoint: Path, results: Path | None, contract: PretrainedConfig
+) -> dict[str, Any]:
+    """The ``test_results.json`` record of ``checkpoint``, measured at its input contract.
+
+    Args:
+        checkpoint: The checkpoint to publish.
+        results: Its ``test_results.json``.
+        contract: The checkpoint's contract ([`input_contract`][]).
 
     Raises:
-        ValueError: without results, or for results of another checkpoint.
+        ValueError: without results, for results of another checkpoint, or for results
+            measured at another input than the checkpoint's contract (or not recording it).
     """
     if results is None:
         raise ValueError(
@@ -93,6 +112,20 @@ def measured_results(checkpoint: Path, results: Path | None) -> dict[str, Any]:
             f"the results in {results} were measured on {record.get('checkpoint')}, not on "
             f"{checkpoint} (their SHA-256 differ); run 'vireid-zoo test --ckpt_path "
             f"{checkpoint}' and pass the {RESULTS_NAME} it writes"
+        )
+    measured_at, expected = record.get("input_contract"), contract_values(contract)
+    if measured_at is None:
+        raise ValueError(
+            f"{results} does not record the input it was measured at (an older 'vireid-zoo "
+            f"test' wrote it); run 'vireid-zoo test --ckpt_path {checkpoint}' again and pass "
+            f"the {RESULTS_NAME} it writes"
+        )
+    if measured_at != expected:
+        raise ValueError(
+            f"the results in {results} were measured at input {measured_at}, but {checkpoint} "
+            f"states the input contract {expected}: published metrics must be measured at the "
+            f"published input. Run 'vireid-zoo test --ckpt_path {checkpoint}' without "
+            "overriding the input (it then uses the checkpoint's) and pass its results"
         )
     return record
 
@@ -121,8 +154,9 @@ def publish(
         The commit URL, or the output folder.
     """
     checkpoint = Path(checkpoint)
-    record = measured_results(checkpoint, Path(results) if results else None)
     module, content = load_trained_module(checkpoint)
+    contract = input_contract(module, content)
+    record = measured_results(checkpoint, Path(results) if results else None, contract)
     cfg = pretrained_config_for(module, content, record, repo_id=repo_id, license=license)
     if output is not None:
         module.net.save_pretrained(output, pretrained_cfg=cfg)

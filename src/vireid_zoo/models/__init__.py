@@ -7,6 +7,11 @@ from vireid_zoo.core.lazy import attach
 if TYPE_CHECKING:
     from vireid_zoo.models.agw import AGW, AGWModule
     from vireid_zoo.models.base import VIReIDModule
+    from vireid_zoo.models.checkpointing import (
+        ResumableCheckpoint,
+        TrainingInterrupted,
+        find_last_checkpoint,
+    )
     from vireid_zoo.models.cscl import CSCL, CSCLModule
     from vireid_zoo.models.emif import EMIF, EMIFModule
     from vireid_zoo.models.mhn import MHN, MHNModule

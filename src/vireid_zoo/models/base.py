@@ -96,11 +96,12 @@ class VIReIDModule(EvaluationLoop):
             another dataset: ``hf-hub:ORG/NAME[@REVISION]``, ``local-dir:PATH`` or a folder
             written by ``save_pretrained``. Loading is strict except for the classifier,
             which is re-initialised when the number of identities differs. Applied when
-            a fit starts from scratch, never when a checkpoint is restored.
+            a fit starts from scratch (``on_fit_start``), never when a checkpoint is
+            restored.
         compile: Run the training step (network forward and losses) and the feature
-            extraction through ``torch.compile`` (applied in [`configure_model`][], after
-            ``init_from``; weight names do not change, so checkpoints of compiled and
-            uncompiled runs load into each other).
+            extraction through ``torch.compile`` (applied in [`configure_model`][]; weight
+            names do not change, so checkpoints of compiled and uncompiled runs load into
+            each other).
         channels_last: Keep the network's weights in the ``channels_last`` memory format
             (faster convolutions on GPUs with tensor cores, and under ``bf16-mixed``).
     """
@@ -190,10 +191,15 @@ class VIReIDModule(EvaluationLoop):
         self.log_dict(others, batch_size=size)
         return terms["loss"]
 
-    def setup(self, stage: str) -> None:
-        """Load ``init_from`` weights once, when a fit starts from scratch."""
+    def on_fit_start(self) -> None:
+        """Load ``init_from`` weights once, when a fit starts from scratch.
+
+        Lightning restores a fit's checkpoint after ``setup`` and before this hook, so a
+        resumed fit (``ckpt_path`` given) keeps the checkpoint's weights and never reads
+        ``init_from``: a fine-tuned checkpoint resumes, tests and exports without it.
+        """
         resuming = self._trainer is not None and self.trainer.ckpt_path is not None
-        if stage != "fit" or resuming or not self.init_from:
+        if resuming or not self.init_from:
             return
         if self._initialised_from == self.init_from:
             return
