@@ -11,6 +11,10 @@ network was trained at), whose true part maps exist for every image:
   the test images of that modality: the mean absolute cosine of their pooled features,
   each standardised over those images (``BranchDecorrelationLoss``; 1 minus it is the
   intra-modality diversity the MHN README reports), also on the BNNeck features.
+- ``emif-test-feature DIR/emif``: SYSU-MM01 test scores of a trained EMIF with each test
+  embedding: the shared head's alone (``test_concat=False``) and with the matching modality
+  head's appended (``test_concat=True``). Training is the same for both (the choice only
+  changes the test embedding), so one trained network measures both.
 
 Usage: ``python benchmarks/probe_trained.py cscl-masks /tmp/nets/cscl [--size small]
 [--network ARG=VALUE ...]``; ``--network`` gives a constructor argument the saved network
@@ -38,6 +42,7 @@ from vireid_zoo.data.parsing import PartMaps
 from vireid_zoo.evaluation.metric import RetrievalMetric
 from vireid_zoo.evaluation.protocols import EvaluationSuite
 from vireid_zoo.models.cscl import CSCL
+from vireid_zoo.models.emif import EMIF
 from vireid_zoo.models.mhn import MHN, BranchDecorrelationLoss
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -132,7 +137,32 @@ def mhn_diversity(
     return {"redundancy": report}
 
 
-PROBES = {"cscl-masks": cscl_masks, "mhn-diversity": mhn_diversity}
+@torch.no_grad()
+def emif_test_feature(
+    directory: Path, size: str, seed: int, network: dict[str, object]
+) -> dict[str, object]:
+    loader, suite, _ = test_batches(size, seed)
+    report = {}
+    for concat in (False, True):
+        net = EMIF.from_pretrained(directory, **{**network, "test_concat": concat}).eval()
+        metric = RetrievalMetric(suite)
+        for batch in loader:
+            images, modalities = batch["image"], batch["modality"]
+            features = images.new_empty(len(images), net.embedding_dim)
+            for modality, code in MODALITY_CODES.items():
+                rows = (modalities == code).nonzero(as_tuple=True)[0]
+                if len(rows):
+                    features[rows] = net.extract_features(images[rows], modality)
+            metric.update(batch["index"], features, batch["pid"], batch["camid"], modalities)
+        report[f"test_concat={concat}"] = scores(metric)
+    return report
+
+
+PROBES = {
+    "cscl-masks": cscl_masks,
+    "mhn-diversity": mhn_diversity,
+    "emif-test-feature": emif_test_feature,
+}
 
 
 def main() -> None:

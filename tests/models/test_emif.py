@@ -335,7 +335,7 @@ def test_resnet50_builds_three_layer4_heads_from_the_same_weights() -> None:
     )
     expected += 3 * (count(resnet.layer4) + 2 * 2048 + 2048 * 395)  # heads, BNNecks, classifiers
     assert count(net) == expected
-    assert net.embedding_dim == 2048
+    assert net.embedding_dim == 2 * 2048  # shared + modality head
 
 
 def randomise_batch_norms(model: torch.nn.Module) -> None:
@@ -387,6 +387,7 @@ def test_a_modality_head_loss_sends_no_gradient_to_the_other_head(net: EMIF) -> 
 
 def test_extract_features_uses_the_modality_stem_and_head(net: EMIF) -> None:
     net.eval()
+    net.test_concat = False  # the shared head's embedding alone
     images = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
         visible = net.extract_features(images, "visible")
@@ -406,15 +407,16 @@ def test_extract_features_uses_the_modality_stem_and_head(net: EMIF) -> None:
     torch.testing.assert_close(
         concatenated, torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
     )
-    assert EMIF(0, arch="resnet18", test_concat=True).embedding_dim == 1024
+    assert EMIF(0, arch="resnet18").embedding_dim == 1024  # concatenated by default
+    assert EMIF(0, arch="resnet18", test_concat=False).embedding_dim == 512
 
 
 def test_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
-    net = EMIF(6, arch="resnet18", test_concat=True)  # the config records the arguments
+    net = EMIF(6, arch="resnet18", test_concat=False)  # the config records the arguments
     randomise_batch_norms(net)
     net.save_pretrained(tmp_path / "emif")
     loaded = EMIF.from_pretrained(tmp_path / "emif").eval()
-    assert loaded.test_concat and loaded.embedding_dim == 1024
+    assert not loaded.test_concat and loaded.embedding_dim == 512
     images = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(
@@ -430,7 +432,7 @@ def test_head_stage_and_arguments_are_checked() -> None:
     assert output.infrared.bn.shape == (2, 512)
     assert EMIF(4, arch="resnet18", head_stage=1).extract_features(
         torch.randn(2, 3, 64, 32), "visible"
-    ).shape == (2, 512)
+    ).shape == (2, 2 * 512)
     with pytest.raises(ValueError, match="head_stage must be 2..4"):
         EMIF(4, arch="resnet18", split_stage=1, head_stage=1)
     with pytest.raises(ValueError, match="test_feature"):

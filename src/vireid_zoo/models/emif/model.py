@@ -137,7 +137,8 @@ class EMIF(VIReIDNetwork):
         head_stage: First stage of the three heads (4: ``layer4`` heads, [A]).
         test_feature: ``"bn"`` (BNNeck output) or ``"pool"`` (before it) at test time.
         test_concat: Concatenate the matching modality head's embedding (of the same kind)
-            to the shared one before L2 normalisation ([A], off by default).
+            to the shared one before L2 normalisation ([A], on by default: 1.0 mAP point
+            better on the demo data than the shared embedding alone, see the README).
     """
 
     method_name = "EMIF"
@@ -161,7 +162,7 @@ class EMIF(VIReIDNetwork):
         split_stage: int = 0,
         head_stage: int = 4,
         test_feature: TestFeature = "bn",
-        test_concat: bool = False,
+        test_concat: bool = True,
     ) -> None:
         super().__init__()
         check_choice("test_feature", test_feature, TestFeature)

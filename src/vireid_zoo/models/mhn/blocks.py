@@ -36,7 +36,7 @@ class ModalityPerceptiveAggregation(nn.Module):
     $z = [f_v, f_i, f_v \odot f_i, |f_v - f_i|]$), a consistency map
 
     $$
-    A = \sigmaig(W_c * \mathrm{GAP}(z) + W_p * zig), \qquad
+    A = \sigma\big(W_c * \mathrm{GAP}(z) + W_p * z\big), \qquad
     f_h = A \odot f_v + (1 - A) \odot f_i,
     $$
 
