@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 
 import timm
@@ -116,19 +117,20 @@ class TwoStreamResNet(nn.Module):
         if last_stride not in (1, 2):
             raise ValueError(f"last_stride must be 1 or 2, got {last_stride!r}")
         resnet = _build_resnet(arch, pretrained, weights, weights_file)
-        _set_first_block_stride(resnet.layer4, last_stride)
+        layers = [_residual_stage(resnet, stage) for stage in range(1, LAST_STAGE + 1)]
+        _set_first_block_stride(layers[-1], last_stride)
         stem = nn.Sequential(
             OrderedDict(
                 conv1=resnet.conv1, bn1=resnet.bn1, act1=resnet.act1, maxpool=resnet.maxpool
             )
         )
-        stages = [stem, resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4]
+        stages = [stem, *layers]
         self.arch = arch
         self.split_stage = split_stage
         self.last_stride = last_stride
         #: Channels of the feature map after each stage 0..4.
         self.stage_channels: tuple[int, ...] = tuple(
-            int(info["num_chs"]) for info in resnet.feature_info
+            _num_channels(info) for info in resnet.feature_info
         )
         self.out_channels: int = self.stage_channels[-1]
         self.visible_stages = nn.ModuleList(stages[: split_stage + 1])
@@ -199,7 +201,9 @@ class TwoStreamResNet(nn.Module):
                 f"stage {stage!r} is not shared: the shared stages are {first}..{LAST_STAGE} "
                 f"(split_stage={self.split_stage})"
             )
-        return self.shared_stages[stage - first]
+        blocks = self.shared_stages[stage - first]
+        assert isinstance(blocks, nn.Sequential)  # every stage is the stem or a ResNet layer
+        return blocks
 
     def insert_after_block(self, stage: int, block: int, module: nn.Module) -> None:
         """Insert ``module`` after residual block ``block`` (0-based) of a shared stage.
@@ -229,12 +233,27 @@ def _build_resnet(
     if arch not in SUPPORTED_ARCHS:
         raise ValueError(f"arch must be one of {', '.join(SUPPORTED_ARCHS)}; got {arch!r}")
     model = timm.create_model(arch, pretrained=False)
+    assert isinstance(model, ResNet)  # every supported architecture is a timm ResNet
     if weights_file is not None:
         load_imagenet_weights(model, arch, Path(weights_file), "backbone_weights_file")
     elif pretrained:
         path = imagenet_weights_file(arch, weights)
         load_imagenet_weights(model, arch, path, f"the {arch}.{weights} weights")
     return model
+
+
+def _residual_stage(resnet: ResNet, stage: int) -> nn.Sequential:
+    """``layer{stage}`` of a timm ResNet, which adds its stages by name (untyped)."""
+    layer = resnet.get_submodule(f"layer{stage}")
+    assert isinstance(layer, nn.Sequential)
+    return layer
+
+
+def _num_channels(info: Mapping[str, object]) -> int:
+    """The ``num_chs`` of an entry of timm's ``feature_info`` (its values are untyped)."""
+    channels = info["num_chs"]
+    assert isinstance(channels, int)
+    return channels
 
 
 def _set_first_block_stride(stage: nn.Sequential, stride: int) -> None:

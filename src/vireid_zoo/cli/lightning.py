@@ -47,7 +47,7 @@ class VIReIDCLI(LightningCLI):
         defaults = dict(trainer_defaults or {})
         given = defaults.get("callbacks") or []
         defaults["callbacks"] = [*(given if isinstance(given, list) else [given]), self.run_started]
-        super().__init__(*args, trainer_defaults=defaults, **kwargs)
+        super().__init__(*args, **kwargs | {"trainer_defaults": defaults})
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -149,10 +149,11 @@ class VIReIDCLI(LightningCLI):
                 self.trainer.fit(model, **kwargs)
             except (SystemExit, KeyboardInterrupt):
                 # Lightning exits (0 on SIGTERM, 1 on Ctrl+C) where it caught the signal.
+                # (Trainer.callbacks is set by Lightning's callback connector, undeclared.)
                 stopped = next(
                     (
                         callback.interruption
-                        for callback in self.trainer.callbacks
+                        for callback in self.trainer.callbacks  # type: ignore[attr-defined]
                         if isinstance(callback, ResumableCheckpoint) and callback.interruption
                     ),
                     None,
@@ -199,7 +200,10 @@ class VIReIDCLI(LightningCLI):
 
 def _data_defaults(class_path: object) -> dict[str, Any]:
     """The defaults of the contract arguments of the datamodule class ``class_path`` names."""
-    data_class = import_zoo_class(class_path, VIReIDDataModule) or VIReIDDataModule
+    found = import_zoo_class(class_path)
+    data_class = (
+        found if found is not None and issubclass(found, VIReIDDataModule) else VIReIDDataModule
+    )
     defaults: dict[str, Any] = {}
     for cls in reversed(data_class.__mro__):
         if "__init__" not in vars(cls) or not issubclass(cls, VIReIDDataModule):

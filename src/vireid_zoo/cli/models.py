@@ -7,12 +7,15 @@ import csv
 import io
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vireid_zoo.cli.data import image_size
 from vireid_zoo.cli.lightning import run_lightning
 from vireid_zoo.evaluation.results import RESULTS_NAME
 from vireid_zoo.hub.publish import publish
+
+if TYPE_CHECKING:
+    from vireid_zoo.core.records import Modality
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -79,7 +82,9 @@ def _export(args: argparse.Namespace) -> None:
             "folder, or --modality visible / infrared"
         )
     net = load_inference_network(args.model, allow_untrained=args.allow_untrained)
-    modalities = ("visible", "infrared") if args.modality == "both" else (args.modality,)
+    modalities: tuple[Modality, ...] = (
+        ("visible", "infrared") if args.modality == "both" else (args.modality,)
+    )
     for modality in modalities:
         path = args.output if single_file else args.output / f"{net.architecture}_{modality}.onnx"
         # to_onnx compares onnxruntime with PyTorch before it writes anything.

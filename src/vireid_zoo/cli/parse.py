@@ -252,7 +252,7 @@ def parse_dataset(
                 raise ParserError(f"{source} failed: {error}") from error
             labels = as_labels(raw, len(paths), source).numpy().astype(np.uint8)
             for path, picture, label_map in zip(paths, pictures, labels, strict=True):
-                resized = Image.fromarray(label_map).resize(picture.size, Image.NEAREST)
+                resized = Image.fromarray(label_map).resize(picture.size, Image.Resampling.NEAREST)
                 target = staging / path.relative_to(root).with_suffix(MAP_SUFFIX)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_label_map(target, np.asarray(resized))

@@ -14,8 +14,14 @@ import re
 import sys
 from collections.abc import Sequence
 from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:  # importlib.resources.abc is Python 3.11+
+        from importlib.abc import Traversable
 
 RECIPE_NAME = re.compile(r"^(?P<method>[a-z0-9_]+)/(?P<dataset>[a-z0-9_]+)(\.ya?ml)?$")
 CONFIG_FLAGS = ("--config", "-c")

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
-def import_zoo_class(name: object, base: type[T]) -> type[T] | None:
-    """The concrete class ``name`` (``package.module.Class``) names, if it is a zoo ``base``.
+def import_zoo_class(name: object) -> type | None:
+    """The concrete class ``name`` (``package.module.Class``) names, if the zoo defines it.
 
     Only modules of the ``vireid_zoo`` package are imported: a name saved in a downloaded
-    config or checkpoint never makes other code run.
+    config or checkpoint never makes other code run. Callers check the class's base with
+    ``issubclass``, which also types it (an abstract base cannot be a ``type[T]`` argument).
 
     Args:
         name: A dotted class path, e.g. ``"vireid_zoo.models.AGWModule"``.
-        base: The class the named one must derive from.
 
     Returns:
-        The class, or None when ``name`` is not a concrete zoo subclass of ``base``.
+        The class, or None when ``name`` is not a concrete class of a zoo module.
     """
     if not isinstance(name, str) or not name.startswith("vireid_zoo.") or "." not in name:
         return None
@@ -29,6 +26,6 @@ def import_zoo_class(name: object, base: type[T]) -> type[T] | None:
         candidate = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError):
         return None
-    if isinstance(candidate, type) and issubclass(candidate, base):
-        return None if inspect.isabstract(candidate) else candidate
+    if isinstance(candidate, type) and not inspect.isabstract(candidate):
+        return candidate
     return None

@@ -49,18 +49,21 @@ def resolve_files(
         return config, weights
     from huggingface_hub import hf_hub_download  # the Hub client only when the Hub is asked
 
-    download = {
-        "repo_id": source,
-        "revision": revision,
-        "cache_dir": cache_dir,
-        "force_download": force_download,
-        "local_files_only": local_files_only,
-        "token": token,
-    }
-    return (
-        Path(hf_hub_download(filename=CONFIG_NAME, **download)),
-        Path(hf_hub_download(filename=WEIGHTS_NAME, **download)),
-    )
+    def download(filename: str) -> Path:
+        """One file of the repository, from the Hub or the local cache."""
+        return Path(
+            hf_hub_download(
+                repo_id=source,
+                filename=filename,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        )
+
+    return download(CONFIG_NAME), download(WEIGHTS_NAME)
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -197,6 +197,7 @@ class VIReIDDataModule(LightningDataModule):
         if self.image_cache is None:
             return None
         if split not in self._caches:
+            samples: Sequence[Sample]
             if split == "train":
                 samples = self._train_samples
             else:
@@ -265,7 +266,9 @@ class VIReIDDataModule(LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return 0
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        # Lightning annotates batch_progress.current as the _ReadyCompletedTracker that its
+        # _ProcessedTracker extends; the batch progress holds a _ProcessedTracker.
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed  # type: ignore[attr-defined]
 
     def train_dataloader(self) -> DataLoader:
         """Paired P x K batches from the cross-modality identity sampler (resumable)."""
@@ -328,7 +331,7 @@ class VIReIDDataModule(LightningDataModule):
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for ``ddp_spawn``: refused at once from a script without a main guard."""
         refuse_unguarded_spawn(type(self).__name__)
-        return super().__getstate__()
+        return self.__dict__  # object's default state (its __getstate__ is Python 3.11+)
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint records about the data it was trained on and its input contract."""

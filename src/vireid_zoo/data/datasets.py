@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -123,25 +123,27 @@ class PairedTrainDataset(Dataset):
         visible_index, infrared_index, seed = item
         visible, infrared = self.visible[visible_index], self.infrared[infrared_index]
         visible_image, infrared_image = self._image(visible), self._image(infrared)
-        item = {
+        pair = {
             "visible_pid": self.visible_labels[visible_index],
             "infrared_pid": self.infrared_labels[infrared_index],
         }
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            # The transforms take an image alone without parsing maps, an image and its
+            # map with them (see Args).
             if self.parsing is None:
-                item["visible"] = self.visible_transform(visible_image)
-                item["infrared"] = self.infrared_transform(infrared_image)
+                pair["visible"] = cast(Transform, self.visible_transform)(visible_image)
+                pair["infrared"] = cast(Transform, self.infrared_transform)(infrared_image)
             else:
                 visible_map = self._part_map(visible, visible_image)
                 infrared_map = self._part_map(infrared, infrared_image)
-                item["visible"], item["visible_parsing"] = self.visible_transform(
-                    visible_image, visible_map
-                )
-                item["infrared"], item["infrared_parsing"] = self.infrared_transform(
-                    infrared_image, infrared_map
-                )
-        return item
+                pair["visible"], pair["visible_parsing"] = cast(
+                    PairedTransform, self.visible_transform
+                )(visible_image, visible_map)
+                pair["infrared"], pair["infrared_parsing"] = cast(
+                    PairedTransform, self.infrared_transform
+                )(infrared_image, infrared_map)
+        return pair
 
 
 class EvaluationDataset(Dataset):
@@ -187,6 +189,7 @@ class EvaluationDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.samples[index]
+        image: Image.Image | torch.Tensor
         if self.image_cache is None:
             image = load_image(sample.path)
         else:

@@ -62,7 +62,9 @@ class ResumableTrainLoader(DataLoader):
         """
         self._resume_at = (int(state_dict["epoch"]), int(state_dict["steps"]))
 
-    def __iter__(self) -> Iterator[Any]:
+    # torch annotates DataLoader.__iter__ with its private _BaseDataLoaderIter; Lightning
+    # only iterates what it returns.
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         return _DrawnOnFirstBatch(self)
 
     def _start(self) -> Iterator[Any]:

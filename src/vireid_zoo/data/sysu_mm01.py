@@ -9,7 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from vireid_zoo.core.records import Sample
+from vireid_zoo.core.records import Modality, Sample
 from vireid_zoo.data.errors import DatasetFormatError, warn_count
 from vireid_zoo.data.layout import (
     IdentityCameraFolder,
@@ -85,7 +85,7 @@ class SYSUMM01:
         return read_id_list(self.root / "exp" / f"{split}_id.txt")
 
     def _walk(self, pids: Iterable[int], cameras: tuple[int, ...]) -> list[IdentityCameraFolder]:
-        modality = "infrared" if set(cameras) <= set(INFRARED_CAMERAS) else "visible"
+        modality: Modality = "infrared" if set(cameras) <= set(INFRARED_CAMERAS) else "visible"
         camera_dirs = [(camid, f"cam{camid}") for camid in cameras]
         return walk_identity_folders(self.root, list(pids), camera_dirs, modality)
 
@@ -248,7 +248,8 @@ class SYSUMM01:
         the folder's sorted file list.
         """
         permutations = self._permutations
-        chosen, start = [], 0
+        chosen: list[int] = []
+        start = 0
         for folder in folders:
             where = f"{self.permutation_file}: camera {folder.camid}, identity {folder.pid}"
             try:

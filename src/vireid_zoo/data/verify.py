@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,13 +100,13 @@ def verify_dataset(
         workers: Decoding threads (default: the CPU count, at most 8).
         progress: Show a progress bar on stderr (None: when stderr is a terminal).
     """
-    checks: dict[type, Callable[[Reader, Verification], list[Sample]]] = {
-        SYSUMM01: _sysu_mm01,
-        RegDB: _regdb,
-        LLCM: _llcm,
-    }
     result = Verification()
-    samples = checks[type(reader)](reader, result)
+    if isinstance(reader, SYSUMM01):
+        samples = _sysu_mm01(reader, result)
+    elif isinstance(reader, RegDB):
+        samples = _regdb(reader, result)
+    else:
+        samples = _llcm(reader, result)
     paths = sorted({sample.path for sample in samples})
     result.images = len(paths)
     result.bad_images = decode_images(paths, workers=workers, progress=progress)
@@ -128,11 +129,13 @@ def _regdb(reader: RegDB, result: Verification) -> list[Sample]:
     train = reader.train_samples()
     test = reader.query_samples("visible_to_thermal") + reader.query_samples("thermal_to_visible")
     # Index labels restart at 0 in each file: a person is the folder of its images.
-    people = [{_person(reader.root, s) for s in samples} for samples in (train, test)]
+    train_people = {_person(reader.root, s) for s in train}
+    test_people = {_person(reader.root, s) for s in test}
     trial = reader.trial
     _shared(
         result,
-        *people,
+        train_people,
+        test_people,
         f"idx/train_*_{trial}.txt",
         f"idx/test_*_{trial}.txt",
         what="person folders",
@@ -165,8 +168,8 @@ def _person(root: Path, sample: Sample) -> str:
 
 def _shared(
     result: Verification,
-    first: set[object],
-    second: set[object],
+    first: AbstractSet[object],
+    second: AbstractSet[object],
     first_name: str,
     second_name: str,
     what: str = "identities",

@@ -208,7 +208,9 @@ def to_onnx(
         torch.onnx.export(
             _embedder(net, modality),
             (_random_images(TRACE_BATCH_SIZE, spec.image_size, seed=0),),
-            buffer,
+            # torch annotates f as a path, but the TorchScript exporter writes to any binary
+            # file object.
+            buffer,  # type: ignore[arg-type]
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},

@@ -83,7 +83,7 @@ def input_spec(
     interpolation = interpolation or config.interpolation
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}: {interpolation!r}")
-    return InputSpec(size, mean, std, interpolation)  # type: ignore[arg-type]
+    return InputSpec(size, mean, std, interpolation)
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from vireid_zoo.core.records import Sample
 from vireid_zoo.data.datasets import load_image
 from vireid_zoo.evaluation.functional import Protocol, exclusion_mask
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 MATCH_COLOUR = "#1a9850"
 MISMATCH_COLOUR = "#d73027"
@@ -55,7 +60,7 @@ def rank_gallery(
     return [row[keep][:top_k].tolist() for row, keep in zip(order, kept, strict=True)]
 
 
-def _thumbnail(ax: object, image_path: Path, frame: str | None, caption: str) -> None:
+def _thumbnail(ax: Axes, image_path: Path, frame: str | None, caption: str) -> None:
     image = np.asarray(load_image(image_path))
     ax.imshow(image)
     ax.set_xticks([])
@@ -171,7 +176,9 @@ def plot_cmc(curves: Mapping[str, torch.Tensor], path: str | Path, *, title: str
         ranks = np.arange(1, len(cmc) + 1)
         ax.plot(ranks, 100 * np.asarray(cmc, dtype=float), marker="o", markersize=3, label=label)
     ax.set_xlabel("rank")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    locator = ax.xaxis.get_major_locator()
+    assert isinstance(locator, MaxNLocator)  # the default AutoLocator is one
+    locator.set_params(integer=True)
     ax.set_ylabel("matching rate (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)

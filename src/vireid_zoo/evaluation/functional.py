@@ -456,7 +456,7 @@ def evaluate(
         raise ValueError(f"distmat must be 2-D (queries x gallery), got {tuple(dist.shape)}")
     return _evaluate_chunked(
         lambda start, stop, work: dist[start:stop],
-        dist.shape,
+        (dist.shape[0], dist.shape[1]),
         dist.device,
         query_pids,
         gallery_pids,

@@ -35,6 +35,13 @@ class RetrievalMetric(Metric):
     higher_is_better = True
     full_state_update = False
 
+    # The states (see __init__): lists of batches, or tensors once synchronised across ranks.
+    index: list[torch.Tensor] | torch.Tensor
+    features: list[torch.Tensor] | torch.Tensor
+    pids: list[torch.Tensor] | torch.Tensor
+    camids: list[torch.Tensor] | torch.Tensor
+    modalities: list[torch.Tensor] | torch.Tensor
+
     def __init__(
         self,
         suite: EvaluationSuite,
@@ -68,11 +75,11 @@ class RetrievalMetric(Metric):
                 f"features must be (batch, dim) with one row per index, got "
                 f"{tuple(features.shape)} for {len(index)} indices"
             )
-        self.index.append(index.detach().long())
-        self.features.append(features.detach().float())
-        self.pids.append(pids.detach().long())
-        self.camids.append(camids.detach().long())
-        self.modalities.append(modalities.detach().long())
+        _append(self.index, index.detach().long())
+        _append(self.features, features.detach().float())
+        _append(self.pids, pids.detach().long())
+        _append(self.camids, camids.detach().long())
+        _append(self.modalities, modalities.detach().long())
 
     def _gathered(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (features, labels) ordered by suite index, one row per suite image."""
@@ -128,3 +135,9 @@ class RetrievalMetric(Metric):
             )
             for task in self.suite.tasks
         }
+
+
+def _append(state: list[torch.Tensor] | torch.Tensor, batch: torch.Tensor) -> None:
+    """Add a batch to a state; torchmetrics refuses ``update`` on synchronised states."""
+    assert isinstance(state, list)
+    state.append(batch)

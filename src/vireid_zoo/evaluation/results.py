@@ -41,10 +41,11 @@ def write_results(
         dataset: The datamodule's dataset name.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    local = checkpoint is not None and checkpoint.is_file()  # not a remote (fsspec) path
+    # Only a local file is hashed, not a remote (fsspec) path.
+    local = checkpoint if checkpoint is not None and checkpoint.is_file() else None
     record = {
         "checkpoint": str(checkpoint) if checkpoint else None,
-        "checkpoint_sha256": file_sha256(checkpoint) if local else None,
+        "checkpoint_sha256": file_sha256(local) if local is not None else None,
         "dataset": dataset,
         "input_contract": json.loads(json.dumps(dict(input_contract))),
         "tasks": {name: result.to_dict() for name, result in results.items()},

@@ -10,16 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from vireid_zoo.core.checkpoint_file import read_checkpoint
-from vireid_zoo.core.classes import import_zoo_class
 from vireid_zoo.core.contract import CHECKPOINT_CFG_KEY, PretrainedConfig
 from vireid_zoo.core.weights import WeightsMismatchError, align_compiled_names
 from vireid_zoo.models.base import (
     CHECKPOINT_KEY,
     VIReIDModule,
     describe_checkpoint,
+    find_module_class,
     module_class_named,
 )
-from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS, VIReIDNetwork
+from vireid_zoo.models.network import INIT_ONLY_ARGUMENTS, find_network_class
 from vireid_zoo.models.spec import class_path, loading_trained_weights
 
 CHECKPOINT_DECIDES = {"num_classes", "backbone_weights", *INIT_ONLY_ARGUMENTS}
@@ -60,8 +60,8 @@ def reconcile_network(
     network = dict(requested.get("init_args", {}).get("network") or {})
     if trained["identity"] is None or "class_path" not in network:
         return None, []
-    module_type = import_zoo_class(requested.get("class_path"), VIReIDModule)
-    network_type = import_zoo_class(network["class_path"], VIReIDNetwork)
+    module_type = find_module_class(requested.get("class_path"))
+    network_type = find_network_class(network["class_path"])
     asked = _json_values(network.get("init_args", {}))
     identity = (
         class_path(module_type) if module_type else str(requested.get("class_path")),

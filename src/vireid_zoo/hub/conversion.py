@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -67,7 +68,9 @@ REPORTED_BY = "the source checkpoint (the reference selects its best epoch on th
 """How the scores stored in a source checkpoint were obtained (the card's heading)."""
 
 # numpy 2 moved numpy.core to numpy._core; files name it as the numpy that wrote them did.
-_MULTIARRAY = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+_MULTIARRAY = importlib.import_module(
+    "numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray"
+)
 NUMPY_ALLOW_LIST: tuple[Any, ...] = (
     # The metadata of an agw checkpoint: "cmc", a float32 ndarray, and "mAP" / "mINP",
     # numpy float scalars; under the names numpy 1.x and numpy 2 pickle them with.

@@ -8,10 +8,11 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar, Literal, Self
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 
 from vireid_zoo.core.checkpoint_file import read_checkpoint
 from vireid_zoo.core.choices import check_choice
@@ -31,7 +32,7 @@ from vireid_zoo.core.weights import (
 from vireid_zoo.evaluation.rerank import RerankConfig
 from vireid_zoo.losses.identity import IdentityLoss
 from vireid_zoo.models.evaluation_loop import EvaluationLoop
-from vireid_zoo.models.network import VIReIDNetwork
+from vireid_zoo.models.network import VIReIDNetwork, find_network_class
 from vireid_zoo.models.spec import (
     build_network,
     class_path,
@@ -39,7 +40,11 @@ from vireid_zoo.models.spec import (
     network_spec,
 )
 
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is Python 3.11+
+
 Optimizer = Literal["sgd", "adam"]
+M = TypeVar("M", bound="VIReIDModule")
 CHECKPOINT_KEY = "vireid_zoo"
 """Where a checkpoint records the module class that wrote it and the zoo's version."""
 REQUIRED_TERMS = ("loss", "accuracy")
@@ -106,7 +111,9 @@ class VIReIDModule(EvaluationLoop):
             (faster convolutions on GPUs with tensor cores, and under ``bf16-mixed``).
     """
 
-    network_class: ClassVar[type[VIReIDNetwork]] = VIReIDNetwork
+    # The abstract default accepts any network instance; mypy takes only concrete classes
+    # as type[...] values.
+    network_class: ClassVar[type[VIReIDNetwork]] = VIReIDNetwork  # type: ignore[type-abstract]
     """The network class a method trains (an instance of a subclass is accepted)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -245,7 +252,7 @@ class VIReIDModule(EvaluationLoop):
             return (epoch + 1) / self.warmup_epochs
         return self.gamma ** sum(epoch >= milestone for milestone in self.milestones)
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """Two parameter groups (backbone, new layers), warm-up and step decay per epoch."""
         backbone_ids = {id(p) for p in self.net.backbone.parameters()}
         trainable = [p for p in self.net.parameters() if p.requires_grad]
@@ -285,7 +292,7 @@ class VIReIDModule(EvaluationLoop):
     # Checkpoints -------------------------------------------------------------------------
 
     @classmethod
-    def load_from_checkpoint(  # type: ignore[override]
+    def load_from_checkpoint(
         cls,
         checkpoint_path: str | Path | IO[bytes],
         map_location: Any = None,
@@ -315,7 +322,7 @@ class VIReIDModule(EvaluationLoop):
         # Otherwise a stream or a URL: Lightning reads it, and on_load_checkpoint checks it.
         # Explicit super(): ``cls`` may be the class the checkpoint records.
         with loading_trained_weights():
-            return super(VIReIDModule, cls).load_from_checkpoint(  # type: ignore[return-value]  # noqa: UP008
+            return super(VIReIDModule, cls).load_from_checkpoint(  # noqa: UP008
                 checkpoint_path, map_location, hparams_file, strict, weights_only, **kwargs
             )
 
@@ -418,10 +425,8 @@ def describe_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
         num_classes = arguments.get("num_classes")
     else:
         return {"identity": None, "described": None}
-    module = import_zoo_class(
-        record.get("module_class") or hparams.get("_class_path"), VIReIDModule
-    )
-    network_type = import_zoo_class(network_name, VIReIDNetwork)
+    module = find_module_class(record.get("module_class") or hparams.get("_class_path"))
+    network_type = find_network_class(network_name)
     identity = (
         class_path(module) if module else None,
         class_path(network_type) if network_type else network_name,
@@ -432,18 +437,28 @@ def describe_checkpoint(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _checked_request(
-    module: type[VIReIDModule], path: Path, kwargs: dict[str, Any]
-) -> tuple[type[VIReIDModule], dict[str, Any]]:
+    module: type[M], path: Path, kwargs: dict[str, Any]
+) -> tuple[type[M], dict[str, Any]]:
     """The module class and arguments ``load_from_checkpoint`` builds, checked first.
 
     Returns:
         The class (the checkpoint's for [`VIReIDModule`][] itself) and the arguments,
         with a ``network`` mapping of arguments merged into the checkpoint's network.
+
+    Raises:
+        WeightsMismatchError: ``module`` is abstract and the checkpoint's module class is
+            not one of its subclasses.
     """
     content = read_checkpoint(path)
     trained = describe_checkpoint(content)
     if _is_abstract(module):
-        module = module_class_named(trained["identity"] and trained["identity"][0], str(path))
+        named = module_class_named(trained["identity"] and trained["identity"][0], str(path))
+        if not issubclass(named, module):
+            raise WeightsMismatchError(
+                f"{path} holds a {named.__name__}, which is not a {module.__name__}: load it "
+                f"with {named.__name__}.load_from_checkpoint"
+            )
+        module = named
     saved_network = content.get("hyper_parameters", {}).get("network")
     given = kwargs.get("network")
     if (
@@ -479,13 +494,13 @@ def _check_request(
         kwargs: The call's other arguments.
         source: The checkpoint's path, for messages.
     """
-    network_type: type | None = module.network_class
+    network_type: type[VIReIDNetwork] | None = module.network_class
     if isinstance(network, VIReIDNetwork):
         network_type, arch = type(network), network.backbone.arch
     else:
         arguments = dict(network) if isinstance(network, Mapping) else {}
         if "class_path" in arguments:
-            named = import_zoo_class(arguments["class_path"], VIReIDNetwork)
+            named = find_network_class(arguments["class_path"])
             if "network" in kwargs or (named and issubclass(named, module.network_class)):
                 network_type = named
             arguments = dict(arguments.get("init_args", {}))
@@ -527,7 +542,7 @@ def _is_abstract(module: type[VIReIDModule]) -> bool:
     return getattr(module.compute_losses, "__isabstractmethod__", False)
 
 
-def _default(network_type: type | None, name: str) -> object:
+def _default(network_type: type[VIReIDNetwork] | None, name: str) -> object:
     """The default of a constructor argument of ``network_type`` (None when it has none)."""
     if network_type is None:
         return None
@@ -543,7 +558,7 @@ def module_class_named(name: object, source: str) -> type[VIReIDModule]:
     Raises:
         ValueError: ``name`` is not a LightningModule class of the zoo.
     """
-    found = import_zoo_class(name, VIReIDModule)
+    found = find_module_class(name)
     if found is None:
         known = sorted(k for k, v in MODULE_CLASSES.items() if not inspect.isabstract(v))
         raise ValueError(
@@ -551,3 +566,9 @@ def module_class_named(name: object, source: str) -> type[VIReIDModule]:
             f"{known}); use a checkpoint written by a zoo module"
         )
     return found
+
+
+def find_module_class(name: object) -> type[VIReIDModule] | None:
+    """The zoo module class ``name`` (``module.QualName``) names, or None."""
+    found = import_zoo_class(name)
+    return found if found is not None and issubclass(found, VIReIDModule) else None

@@ -134,10 +134,13 @@ class ResumableCheckpoint(Checkpoint):
                 (checkpoints are renamed into place, which needs a local or mounted file
                 system).
         """
-        self._enabled = stage == TrainerFn.FITTING and not trainer.fast_dev_run
+        # Lightning's connectors set Trainer.fast_dev_run and .callbacks; the class does not
+        # declare them.
+        self._enabled = stage == TrainerFn.FITTING and not trainer.fast_dev_run  # type: ignore[attr-defined]
         if not self._enabled:
             return
-        if sum(isinstance(c, ResumableCheckpoint) for c in trainer.callbacks) > 1:
+        callbacks = trainer.callbacks  # type: ignore[attr-defined]
+        if sum(isinstance(c, ResumableCheckpoint) for c in callbacks) > 1:
             raise ValueError(
                 "the trainer has several ResumableCheckpoint callbacks, which would write the "
                 "same last.ckpt and both handle SIGINT / SIGTERM: keep one"

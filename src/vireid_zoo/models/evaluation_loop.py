@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from vireid_zoo.core.records import MODALITY_CODES, Modality
+from vireid_zoo.core.records import MODALITIES, MODALITY_CODES, Modality
 from vireid_zoo.evaluation.metric import RetrievalMetric
 from vireid_zoo.evaluation.protocols import EvaluationSuite, MultiTrialResult
 from vireid_zoo.evaluation.rerank import RerankConfig
@@ -62,8 +62,8 @@ class EvaluationLoop(LightningModule):
                 own modality's stem.
         """
         outputs: torch.Tensor | None = None
-        for name, code in MODALITY_CODES.items():
-            selected = (modalities == code).nonzero(as_tuple=True)[0]
+        for name in MODALITIES:
+            selected = (modalities == MODALITY_CODES[name]).nonzero(as_tuple=True)[0]
             if len(selected) == 0:
                 continue
             batch = images[selected]

@@ -90,7 +90,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
 
     # Saving ----------------------------------------------------------------------------------
 
-    def save_pretrained(  # type: ignore[override]
+    def save_pretrained(
         self,
         save_directory: str | Path,
         *,
@@ -109,7 +109,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
             self.pretrained_cfg = pretrained_cfg
         return super().save_pretrained(save_directory, **kwargs)
 
-    def push_to_hub(  # type: ignore[override]
+    def push_to_hub(
         self, repo_id: str, *, pretrained_cfg: PretrainedConfig | None = None, **kwargs: Any
     ) -> str:
         """Upload weights, config and card to ``repo_id`` (see [`save_pretrained`][])."""
@@ -120,8 +120,10 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
     def _save_pretrained(self, save_directory: Path) -> None:
         cfg = self.pretrained_cfg or self.default_pretrained_cfg()
         save_model(self, str(save_directory / WEIGHTS_NAME))
+        arguments = self._hub_mixin_config or {}
+        assert isinstance(arguments, dict)  # the constructor's arguments (none is a config)
         config = {
-            **(self._hub_mixin_config or {}),
+            **arguments,
             "network_class": f"{type(self).__module__}.{type(self).__qualname__}",
             "pretrained_cfg": cfg.to_dict(),
         }
@@ -131,7 +133,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
     # Loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(  # type: ignore[override]
+    def from_pretrained(
         cls: type[N], pretrained_model_name_or_path: str | Path, **kwargs: Any
     ) -> N:
         """Load a saved network (safetensors only; strict but for the classifier's size).
@@ -173,7 +175,7 @@ class VIReIDNetwork(nn.Module, PyTorchModelHubMixin, ABC, library_name="vireid-z
         return super(VIReIDNetwork, cls).from_pretrained(source, **kwargs)  # noqa: UP008
 
     @classmethod
-    def _from_pretrained(  # type: ignore[override]
+    def _from_pretrained(
         cls: type[N],
         *,
         model_id: str,
@@ -218,7 +220,7 @@ def network_class(name: object, source: str) -> type[VIReIDNetwork]:
     Raises:
         ValueError: ``name`` is not a network class of the zoo.
     """
-    found = import_zoo_class(name, VIReIDNetwork)
+    found = find_network_class(name)
     if found is None:
         raise ValueError(
             f"{source} names network class {name!r}, which is not a vireid-zoo network "
@@ -231,3 +233,9 @@ def network_class(name: object, source: str) -> type[VIReIDNetwork]:
 def load_network(source: str, **kwargs: Any) -> VIReIDNetwork:
     """Load a saved network of any zoo class from a folder or the Hub."""
     return VIReIDNetwork.from_pretrained(source, **kwargs)
+
+
+def find_network_class(name: object) -> type[VIReIDNetwork] | None:
+    """The zoo network class ``name`` (``module.QualName``) names, or None."""
+    found = import_zoo_class(name)
+    return found if found is not None and issubclass(found, VIReIDNetwork) else None

@@ -74,4 +74,4 @@ def build_network(expected: type[N], network: N | Mapping[str, Any]) -> N:
         )
     if _LOADING_TRAINED_WEIGHTS.get():
         arguments |= {k: v for k, v in INIT_ONLY_ARGUMENTS.items() if k in arguments}
-    return network_type(**arguments)  # type: ignore[return-value]
+    return network_type(**arguments)

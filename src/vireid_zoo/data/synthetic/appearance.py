@@ -7,7 +7,7 @@ from typing import Literal, get_args
 
 RGB = tuple[float, float, float]
 Pattern = Literal["solid", "horizontal_stripes", "vertical_stripes", "checks", "dots", "diagonal"]
-PATTERNS: tuple[str, ...] = get_args(Pattern)
+PATTERNS: tuple[Pattern, ...] = get_args(Pattern)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from vireid_zoo.data.synthetic.writing import (
     _write_lines,
 )
 
-_LLCM_SUFFIXES: dict[str, str] = {"visible": "vis", "infrared": "nir"}
+_LLCM_SUFFIXES: dict[Modality, str] = {"visible": "vis", "infrared": "nir"}
 
 
 def _write_llcm_folder(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vireid_zoo.core.records import MODALITIES, Modality
 from vireid_zoo.data.regdb import TRIALS
 from vireid_zoo.data.synthetic.checks import _check_image_size, _check_int
 from vireid_zoo.data.synthetic.render import render_person
@@ -64,14 +65,17 @@ def make_regdb(
     size = _check_image_size(image_size)
     seed = _check_int("seed", seed, 0)
     dataset = "regdb"
-    trees = {"visible": ("Visible", "v", 1), "infrared": ("Thermal", "t", 2)}
+    trees: dict[Modality, tuple[str, str, int]] = {
+        "visible": ("Visible", "v", 1),
+        "infrared": ("Thermal", "t", 2),
+    }
     cameras = {cam: make_camera(cam, seed, dataset=dataset) for _, _, cam in trees.values()}
     files: dict[str, dict[int, list[str]]] = {"visible": {}, "infrared": {}}
     root = Path(root)
     with _staged_trees(root, parsing_root) as (staging, parsing):
         for pid in range(1, total + 1):
             identity = make_identity(pid, seed)
-            for modality in ("visible", "infrared"):
+            for modality in MODALITIES:
                 (staging / trees[modality][0] / str(pid)).mkdir(parents=True)
                 files[modality][pid] = []
             for index in range(1, per_modality + 1):

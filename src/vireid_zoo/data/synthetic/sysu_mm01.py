@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vireid_zoo.core.records import MODALITIES
 from vireid_zoo.data.synthetic.checks import (
     _check_image_size,
     _check_int,
@@ -85,7 +86,7 @@ def make_sysu_mm01(
             visible, infrared = _present_cameras(
                 folder_rng, VISIBLE_CAMERAS, INFRARED_CAMERAS, rate
             )
-            for modality, cams in (("visible", visible), ("infrared", infrared)):
+            for modality, cams in zip(MODALITIES, (visible, infrared), strict=True):
                 for cam in cams:
                     folder = staging / f"cam{cam}" / f"{pid:04d}"
                     folder.mkdir(parents=True)
