@@ -207,8 +207,8 @@ class CSCL(VIReIDNetwork):
             if stage > self.backbone.split_stage:
                 x = self.backbone.forward_shared(x, stage, stage)
             pam = self.pam[str(stage)] if str(stage) in self.pam else None
-            if pam is None:
-                continue
+            if not isinstance(pam, ParsingAlignedAttention):
+                continue  # no PAM after this stage
             mask = foreground
             if predict:
                 logits[stage] = pam.mask_logits(x)

@@ -125,11 +125,12 @@ class CSCLModule(VIReIDModule):
         """
         super().setup(stage)
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
-        if stage != "fit" or not hasattr(datamodule, "parsing_grouping"):
+        grouping = getattr(datamodule, "parsing_grouping", None)
+        if stage != "fit" or grouping is None:
             return  # evaluation needs no maps; other data is checked batch by batch
-        if datamodule.parsing_root is None:
+        if getattr(datamodule, "parsing_root", None) is None:
             raise ValueError(_NO_MAPS_MESSAGE.format(missing=list(PARSING_KEYS)))
-        grouping_parts = datamodule.parsing_grouping.num_parts
+        grouping_parts = grouping.num_parts
         if grouping_parts != self.net.num_parts + 1:
             raise ValueError(
                 f"the datamodule's parsing_grouping has {grouping_parts} part indices "

@@ -158,7 +158,7 @@ class EMIFModule(VIReIDModule):
             "id": self.identity_loss(logits, labels),
             "triplet": self.shared_triplet_loss(output.shared.pool, labels),
         }
-        modality_total = 0.0
+        modality_total: torch.Tensor | float = 0.0
         for name, branch, pid in (
             ("visible", output.visible, visible_pid),
             ("infrared", output.infrared, infrared_pid),

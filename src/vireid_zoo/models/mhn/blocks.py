@@ -94,6 +94,7 @@ class ModalityPerceptiveAggregation(nn.Module):
         conv = nn.Conv2d(width, channels, kernel_size=1)
         if zero_init:
             nn.init.zeros_(conv.weight)
+            assert conv.bias is not None  # built with a bias
             nn.init.zeros_(conv.bias)
         return conv
 

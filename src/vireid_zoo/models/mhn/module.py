@@ -182,8 +182,8 @@ class MHNModule(VIReIDModule):
             for branch in ("channel", "spatial")
         )
         terms["decorrelation"] = self.decorrelation_loss(channel, spatial)
-        for name in ("harmonisation", "consistency", "decorrelation"):
-            loss = loss + weights[name] * terms[name]
+        for term in ("harmonisation", "consistency", "decorrelation"):
+            loss = loss + weights[term] * terms[term]
         terms["loss"] = loss
         predictions = global_logits[: 2 * size].argmax(dim=1)
         terms["accuracy"] = (predictions == all_labels[: 2 * size]).float().mean()
