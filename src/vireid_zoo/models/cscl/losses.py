@@ -163,17 +163,16 @@ class IdentityCenterMiningLoss(nn.Module):
     - ``form="pull"``: $L = \frac{1}{P}\sum_y d(c^y_v, c^y_i)$, which pulls every
       identity's centres together whatever the other identities do: a gradient step on it
       alone shortens every identity's centre distance;
-    - ``form="hinge"``: the hetero-centre triplet loss with cross-modality negatives,
-
-      $$
-      L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
-      d(c^y_v, c^{y'}_i) + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
-      d(c^y_i, c^{y'}_v) + m\big]_+ ,
-      $$
-
+    - ``form="hinge"``: the hetero-centre triplet loss with cross-modality negatives (below),
       which asks an identity's cross-modality centre distance to be smaller, by the margin
       m, than the distance to the nearest other identity's centre of the other modality,
-      and stops pulling once it is.
+      and stops pulling once it is:
+
+    $$
+    L = \frac{1}{2P}\sum_y \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
+    d(c^y_v, c^{y'}_i) + m\big]_+ + \big[d(c^y_v, c^y_i) - \min_{y' \ne y}
+    d(c^y_i, c^{y'}_v) + m\big]_+ .
+    $$
 
     Args:
         margin: m (``"hinge"`` only), >= 0.
