@@ -189,12 +189,18 @@ def test_each_layer_has_its_api_page_in_order() -> None:
 
 def test_no_page_or_docstring_cites_a_file_outside_the_repository() -> None:
     sources = [*DOCS.rglob("*.md"), REPO_ROOT / "README.md", *PACKAGE.rglob("*.py")]
-    sources += [*PACKAGE.rglob("README.md")]
+    sources += [*PACKAGE.rglob("README.md"), *PACKAGE.rglob("*.yaml")]
     citing = [str(p.relative_to(REPO_ROOT)) for p in sources if "METHODS.md" in p.read_text()]
-    # Being rewritten with their READMEs (issue 14); drop this once merged.
-    allowed = {f"src/vireid_zoo/models/{m}/" for m in ("mhn", "emif", "cscl")}
-    citing = [path for path in citing if not any(path.startswith(a) for a in allowed)]
     assert not citing, f"these cite METHODS.md, which is not in the repository: {citing}"
+
+
+def test_no_source_or_page_holds_a_control_character() -> None:
+    # A "\b" typed into a non-raw string becomes a backspace, which a page shows as nothing.
+    sources = [*DOCS.rglob("*.md"), *PACKAGE.rglob("*.py"), *PACKAGE.rglob("*.md")]
+    sources += [*(REPO_ROOT / "benchmarks").glob("*.py"), *(REPO_ROOT / "tests").rglob("*.py")]
+    control = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+    holding = [str(p.relative_to(REPO_ROOT)) for p in sources if control.search(p.read_text())]
+    assert not holding, f"control characters (e.g. a backspace from '\\b') in: {holding}"
 
 
 # The link hook (docs/hooks.py) -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from vireid_zoo.data.parsing import IGNORE_INDEX
 from vireid_zoo.models import CSCL, CSCLModule
 from vireid_zoo.models.cscl import (
     DivisionLoss,
+    ForegroundLoss,
     IdentityCenterMiningLoss,
     ParsingAlignedAttention,
     ParsingLoss,
@@ -28,7 +30,7 @@ from vireid_zoo.models.cscl.blocks import foreground_from_labels, foreground_fro
 
 
 def test_division_loss_is_zero_for_orthogonal_and_one_for_identical_parts() -> None:
-    loss = DivisionLoss()
+    loss = DivisionLoss("none", eps=1e-12)  # the cosine of the vectors as given
     orthogonal = torch.eye(4)[None, :3] * torch.tensor([[[2.0], [0.5], [3.0]]])
     assert loss(orthogonal) == 0
     identical = torch.randn(2, 1, 8).expand(2, 4, 8)
@@ -43,7 +45,24 @@ def test_division_loss_hand_computed() -> None:
     # p1 = (1, 0), p2 = (1, 1), p3 = (0, 2): cos12 = 1/sqrt 2, cos13 = 0, cos23 = 2/(2 sqrt 2)
     # = 1/sqrt 2; mean over the 6 off-diagonal entries = 4 / sqrt 2 / 6 = 0.4714.
     parts = torch.tensor([[[1.0, 0.0], [1.0, 1.0], [0.0, 2.0]]])
-    torch.testing.assert_close(DivisionLoss()(parts), torch.tensor(4 / math.sqrt(2) / 6))
+    loss = DivisionLoss("none", eps=1e-12)
+    torch.testing.assert_close(loss(parts), torch.tensor(4 / math.sqrt(2) / 6))
+
+
+def test_standardized_division_can_decorrelate_non_negative_parts_that_share_channels() -> None:
+    # Post-ReLU part features are non-negative: as given, two parts that share channels
+    # always have a positive cosine. Standardised over the batch, parts that vary
+    # independently are orthogonal: here sample b's part j is 2 + s_b h_j, with s = +-1 and
+    # h_j the orthogonal rows of a Hadamard matrix, so every part uses every channel.
+    hadamard = torch.tensor([[1.0, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]])
+    parts = 2.0 + torch.tensor([1.0, -1.0])[:, None, None] * hadamard  # (2, 4, 4), all >= 1
+    assert bool((parts > 0).all())
+    assert DivisionLoss()(parts).item() == pytest.approx(0.0, abs=1e-5)
+    assert DivisionLoss("none")(parts).item() > 0.5
+    # Parts that vary alike across the batch are fully redundant, whatever their scales.
+    base = torch.rand(8, 1, 6) + 0.5
+    alike = base * torch.tensor([1.0, 2.0, 0.5])[None, :, None] + 1.0
+    torch.testing.assert_close(DivisionLoss()(alike), torch.tensor(1.0), rtol=1e-4, atol=1e-4)
 
 
 # ICM loss --------------------------------------------------------------------------------
@@ -93,6 +112,63 @@ def test_icm_loss_respects_its_margin() -> None:
         IdentityCenterMiningLoss()(features[[0, 4]], labels[[0, 4]], modalities[[0, 4]])
 
 
+def test_icm_pull_hand_computed() -> None:
+    # Centres: identity 0 visible 0, infrared 1; identity 1 visible 3, infrared 2.5:
+    # distances 1 and 0.5, mean 0.75; squared 1 and 0.25, mean 0.625.
+    features = torch.tensor([[0.0], [3.0], [1.0], [2.5]])
+    labels, modalities = torch.tensor([0, 1, 0, 1]), torch.tensor([0, 0, 1, 1])
+    pull = IdentityCenterMiningLoss(form="pull")
+    assert pull(features, labels, modalities).item() == pytest.approx(0.75, abs=1e-5)
+    squared = IdentityCenterMiningLoss(form="pull", distance="squared_euclidean")
+    assert squared(features, labels, modalities).item() == pytest.approx(0.625, abs=1e-5)
+    one = IdentityCenterMiningLoss(form="pull")(
+        features[[0, 2]], labels[[0, 2]], modalities[[0, 2]]
+    )
+    assert one.item() == pytest.approx(1.0, abs=1e-5), "one identity is enough to pull"
+    with pytest.raises(ValueError, match="ICM form"):
+        IdentityCenterMiningLoss(form="push")  # type: ignore[arg-type]
+
+
+def centre_distances(features: torch.Tensor, labels: torch.Tensor, modalities: torch.Tensor):  # noqa: ANN201
+    """Each identity's visible-infrared centre distance (P,)."""
+    visible = torch.stack(
+        [features[(labels == y) & (modalities == 0)].mean(0) for y in labels.unique()]
+    )
+    infrared = torch.stack(
+        [features[(labels == y) & (modalities == 1)].mean(0) for y in labels.unique()]
+    )
+    return (visible - infrared).norm(dim=1)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "squared_euclidean"])
+def test_a_step_on_icm_pull_brings_every_identity_s_centres_closer_from_any_start(
+    distance: str,
+) -> None:
+    # Abstract: ICM reduces the distance between the modality centres within each
+    # identity. From random starts of every scale, including well-separated identities
+    # that satisfy the hinge's margin (where the hinge no longer pulls), one gradient step
+    # on the pull shortens every identity's centre distance.
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(3).repeat(2)
+    modalities = torch.arange(2).repeat_interleave(12)
+    pull = IdentityCenterMiningLoss(form="pull", distance=distance)  # type: ignore[arg-type]
+    hinge = IdentityCenterMiningLoss(margin=0.3)
+    satisfied = 0
+    for trial in range(20):
+        scale = 10.0 ** (trial % 4 - 1)  # 0.1 .. 100
+        features = scale * torch.randn(24, 8, generator=generator)
+        features += 20 * scale * labels[:, None].float()  # identities far apart
+        before = centre_distances(features, labels, modalities)
+        if hinge(features, labels, modalities).item() == 0:
+            satisfied += 1
+        start = features.clone().requires_grad_()
+        (gradient,) = torch.autograd.grad(pull(start, labels, modalities), start)
+        step = 1e-3 * scale if distance == "euclidean" else 1e-3
+        after = centre_distances(features - step * gradient, labels, modalities)
+        assert bool((after < before).all()), (trial, before, after)
+    assert satisfied >= 10, "the starts include ones where the hinge is met and stops pulling"
+
+
 # Parsing loss ----------------------------------------------------------------------------
 
 
@@ -117,6 +193,36 @@ def test_parsing_labels_are_sampled_at_cell_centres() -> None:
     torch.testing.assert_close(ParsingLoss()(logits, labels), expected)
     with pytest.raises(ValueError, match="num_parts"):
         ParsingLoss()(torch.randn(1, 2, 2, 2), labels)
+
+
+def test_foreground_loss_hand_computed_and_ignores_the_ignore_label() -> None:
+    # A 2x2 map: background, a part, an ignored pixel, a part. On a 1x1 grid the cell has
+    # 3 valid pixels, 2 of them foreground: target 2/3, weight 3/4; the logit log 2 gives
+    # p = 2/3, so the loss is the entropy H(2/3) = 0.636514. On a 2x2 grid with logits 0
+    # every valid cell costs log 2 and the ignored one nothing. Mean over the two PAMs.
+    labels = torch.tensor([[[0, 2], [IGNORE_INDEX, 3]]])
+    coarse = torch.full((1, 1, 1, 1), math.log(2.0), requires_grad=True)
+    fine = torch.zeros(1, 1, 2, 2, requires_grad=True)
+    loss = ForegroundLoss()([coarse, fine], labels)
+    entropy = -(2 / 3 * math.log(2 / 3) + 1 / 3 * math.log(1 / 3))
+    torch.testing.assert_close(loss, torch.tensor((entropy + math.log(2.0)) / 2))
+    loss.backward()
+    assert fine.grad[0, 0, 1, 0] == 0 and fine.grad[0, 0, 0, 0] > 0 and fine.grad[0, 0, 1, 1] < 0
+    with pytest.raises(ValueError, match="at least one PAM"):
+        ForegroundLoss()([], labels)
+
+
+def test_the_mask_loss_trains_the_pam_predictors_and_nothing_downstream(module: CSCLModule) -> None:
+    terms = module.compute_losses(training_batch())
+    terms["mask"].backward()
+    net = module.net
+    for pam in net.pam.values():
+        assert pam.mask_head.weight.grad.abs().sum() > 0
+    # Each PAM predicts its mask from its input: the last PAM's attention, SPAM and the
+    # heads lie downstream of every prediction.
+    assert net.pam["3"].attention.mlp[0].weight.grad is None
+    assert net.neck.classifier.weight.grad is None and net.spam.classifier.weight.grad is None
+    assert sum(p.grad.abs().sum() for p in net.backbone.visible_stages.parameters()) > 0
 
 
 # SPAM and PAM ----------------------------------------------------------------------------
@@ -204,23 +310,99 @@ def net18() -> CSCL:
     return CSCL(6, arch="resnet18").eval()
 
 
+@pytest.fixture()
+def parsing_net18() -> CSCL:
+    """PAMs that pool over the parsed foreground in training (two passes at test)."""
+    torch.manual_seed(0)
+    return CSCL(6, arch="resnet18", pam_mask="parsing").eval()
+
+
+def record_pam_masks(net: CSCL) -> list[torch.Tensor | None]:
+    """Record the mask every PAM of ``net`` pools over, call by call."""
+    seen: list[torch.Tensor | None] = []
+    for pam in net.pam.values():
+        pam.register_forward_pre_hook(lambda _m, args: seen.append(args[1]))
+    return seen
+
+
 def test_inference_takes_images_alone(net18: CSCL) -> None:
+    # Default: each PAM pools over the foreground it predicts from its own input, one pass.
     images = torch.randn(3, 3, 64, 32)
+    masks = record_pam_masks(net18)
     embedding = net18.extract_features(images, "infrared")
     assert embedding.shape == (3, 5 * 512)
     torch.testing.assert_close(embedding.norm(dim=1), torch.ones(3))
-    with torch.no_grad():  # "predicted": a second pass with SPAM's foreground
-        specific = net18.backbone.forward_specific(images, "infrared")
-        first = net18._trunk(specific, None)
-        foreground = foreground_from_logits(net18.spam.classifier(first))
-        output = net18._head(net18._trunk(specific, foreground))
+    assert len(masks) == 3 and all(m is not None for m in masks), "one pass, every PAM masked"
+    with torch.no_grad():
+        x = net18.backbone.forward_specific(images, "infrared")
+        for stage in (1, 2, 3, 4):
+            x = net18.backbone.forward_shared(x, stage, stage)
+            if stage < 4:
+                pam = net18.pam[str(stage)]
+                x = pam(x, torch.sigmoid(pam.mask_logits(x)))
+        output = net18._head(x)
         expected = torch.cat([output.head.bn, output.parts.bn.flatten(1)], dim=1)
     torch.testing.assert_close(embedding, F.normalize(expected, dim=1))
-    net18.inference_mask = "none"
+
+
+def test_inference_with_parsing_trained_pams_runs_two_passes(parsing_net18: CSCL) -> None:
+    net = parsing_net18
+    images = torch.randn(3, 3, 64, 32)
+    embedding = net.extract_features(images, "infrared")
+    with torch.no_grad():  # a first pass with unmasked PAMs, a second with SPAM's foreground
+        specific = net.backbone.forward_specific(images, "infrared")
+        first, _ = net._trunk(specific, None, False)
+        foreground = foreground_from_logits(net.spam.classifier(first))
+        output = net._head(net._trunk(specific, foreground, False)[0])
+        expected = torch.cat([output.head.bn, output.parts.bn.flatten(1)], dim=1)
+    torch.testing.assert_close(embedding, F.normalize(expected, dim=1))
+    net.predicted_foreground = "hard"
     with torch.no_grad():
-        plain = net18._head(first)
-    expected = torch.cat([plain.head.bn, plain.parts.bn.flatten(1)], dim=1)
-    torch.testing.assert_close(net18.extract_features(images, "infrared"), F.normalize(expected))
+        hard = foreground_from_logits(net.spam.classifier(first), "hard")
+        output = net._head(net._trunk(specific, hard, False)[0])
+        expected = torch.cat([output.head.bn, output.parts.bn.flatten(1)], dim=1)
+    torch.testing.assert_close(net.extract_features(images, "infrared"), F.normalize(expected))
+    for model in (net, CSCL(6, arch="resnet18").eval()):
+        model.inference_mask = "none"
+        masks = record_pam_masks(model)
+        with torch.no_grad():
+            own = model.backbone.forward_specific(images, "infrared")
+            plain = model._head(model._trunk(own, None, False)[0])
+        expected = torch.cat([plain.head.bn, plain.parts.bn.flatten(1)], dim=1)
+        torch.testing.assert_close(
+            model.extract_features(images, "infrared"), F.normalize(expected)
+        )
+        assert masks and all(m is None for m in masks)
+
+
+def test_predicted_pam_masks_make_the_test_pass_the_training_pass(net18: CSCL) -> None:
+    # The train/test gap: with pam_mask="predicted" the network embeds a test image exactly
+    # as a training step processes it (same PAM masks, whatever parsing maps the training
+    # batch carries), so the test never puts the network in a state training did not.
+    # PAMs trained on the parsed foreground see it in training but a prediction at test.
+    visible, infrared = torch.randn(2, 3, 64, 32), torch.randn(2, 3, 64, 32)
+    maps = torch.randint(0, 5, (2, 64, 32))
+    for net, same in ((net18, True), (CSCL(6, arch="resnet18", pam_mask="parsing").eval(), False)):
+        with torch.no_grad():
+            training = net.forward_pair(visible, infrared, maps, maps).head.bn
+            test = torch.cat(
+                [
+                    net.features(visible, "visible").head.bn,
+                    net.features(infrared, "infrared").head.bn,
+                ]
+            )
+        assert torch.allclose(training, test, atol=1e-5) == same
+
+
+def test_features_with_parsing_maps_pool_over_the_parsed_foreground(net18: CSCL) -> None:
+    # The oracle of the README's measurement: images with part maps.
+    images, maps = torch.randn(2, 3, 64, 32), torch.randint(0, 5, (2, 64, 32))
+    masks = record_pam_masks(net18)
+    with torch.no_grad():
+        output = net18.features(images, "visible", parsing=maps)
+    foreground = foreground_from_labels(maps)
+    assert len(masks) == 3 and all(torch.equal(m, foreground) for m in masks)
+    assert output.head.bn.shape == (2, 512)
 
 
 def test_test_feature_options() -> None:
@@ -236,21 +418,27 @@ def test_test_feature_options() -> None:
         CSCL(0, arch="resnet18", pam_stages=(1,), split_stage=2)
 
 
-def test_forward_pair_uses_the_maps_and_checks_them(net18: CSCL) -> None:
-    net18.train()
+def test_forward_pair_uses_the_maps_and_checks_them(net18: CSCL, parsing_net18: CSCL) -> None:
     visible, infrared = torch.randn(4, 3, 64, 32), torch.randn(4, 3, 64, 32)
     maps = torch.randint(0, 5, (4, 64, 32))
-    torch.manual_seed(1)
-    out = net18.forward_pair(visible, infrared, maps, maps)
-    assert out.parsing_logits.shape == (8, 5, 4, 2) and out.parts.pool.shape == (8, 4, 512)
-    assert out.parts.bn.shape == (8, 4, 512)
-    assert out.parts.require_logits().shape == (8, 4, 6) and out.head.logits.shape == (8, 6)
-    other = net18.forward_pair(visible, infrared, torch.zeros_like(maps), maps)
-    assert not torch.allclose(out.head.pool, other.head.pool), (
-        "the PAMs pool over the parsed foreground"
-    )
-    with pytest.raises(ValueError, match=r"part maps must be \(B, H, W\)"):
-        net18.forward_pair(visible, infrared, maps[:, :32], maps)
+    for net in (net18.train(), parsing_net18.train()):
+        out = net.forward_pair(visible, infrared, maps, maps)
+        assert out.parsing_logits.shape == (8, 5, 4, 2) and out.parts.pool.shape == (8, 4, 512)
+        assert out.parts.bn.shape == (8, 4, 512)
+        assert out.parts.require_logits().shape == (8, 4, 6) and out.head.logits.shape == (8, 6)
+        other = net.forward_pair(visible, infrared, torch.zeros_like(maps), maps)
+        # Parsing-trained PAMs pool over the parsed foreground; predicting PAMs over their
+        # own prediction (the maps are then its target, see the module's mask loss).
+        pooled_alike = torch.allclose(out.head.pool, other.head.pool)
+        assert pooled_alike == (net.pam_mask == "predicted")
+        with pytest.raises(ValueError, match=r"part maps must be \(B, H, W\)"):
+            net.forward_pair(visible, infrared, maps[:, :32], maps)
+    sizes = {stage: tuple(x.shape) for stage, x in out.mask_logits.items()}
+    assert sizes == {} and set(net18.forward_pair(visible, infrared, maps, maps).mask_logits) == {
+        1,
+        2,
+        3,
+    }
 
 
 # The recipe ------------------------------------------------------------------------------
@@ -293,6 +481,7 @@ def test_the_loss_is_the_weighted_sum_of_its_terms(module: CSCLModule) -> None:
         + terms["parsing"]
         + 0.1 * terms["division"]
         + 0.5 * terms["centre"]
+        + terms["mask"]
     )
     torch.testing.assert_close(terms["loss"], expected)
     assert all(torch.isfinite(value) and value >= 0 for value in terms.values())
@@ -311,6 +500,30 @@ def test_gradient_routing(module: CSCLModule) -> None:
     assert net.spam.classifier.weight.grad.abs().sum() > 0, "part ID trains the part pooling"
     assert net.part_necks[3].classifier.weight.grad.abs().sum() > 0
     assert net.neck.classifier.weight.grad is None
+
+
+@pytest.mark.parametrize("target", ["features", "maps"])
+def test_a_step_on_the_division_loss_lowers_it_on_the_model_parts(target: str) -> None:
+    # On the real part features (or maps) of the network: one gradient step on the
+    # division term alone lowers it; for features it starts far from 1 and the step
+    # reaches SPAM and the trunk.
+    torch.manual_seed(0)
+    normalization = "standardize" if target == "features" else "none"
+    module = CSCLModule(
+        CSCL(6, arch="resnet18"), division_target=target, division_normalization=normalization
+    )
+    batch = training_batch()
+    before = module.compute_losses(batch)["division"]
+    before.backward()
+    gradients = [p.grad for p in module.net.parameters() if p.grad is not None]
+    norm = torch.cat([g.flatten() for g in gradients]).norm()
+    assert module.net.spam.classifier.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for parameter in module.net.parameters():
+            if parameter.grad is not None:
+                parameter.sub_(0.5 * parameter.grad / norm)
+    after = module.compute_losses(batch)["division"]
+    assert after < before, (before, after)
 
 
 def test_registered_demo_recipe_arguments_are_accepted() -> None:
@@ -369,3 +582,18 @@ def test_shipped_configs_train_cscl_with_maps(
         0.1,
         0.5,
     )
+
+
+@pytest.mark.parametrize("dataset", ["sysu_mm01", "regdb", "llcm"])
+def test_configs_list_every_cscl_argument_at_its_default(dataset: str) -> None:
+    listed = yaml.safe_load((CONFIGS / "cscl" / f"{dataset}.yaml").read_text())["model"]
+    listed = listed["init_args"]
+    skipped = {"self", "network", "kwargs", "num_classes", "backbone_pretrained"}
+    skipped.add("backbone_weights_file")
+    for cls, where in ((CSCLModule, listed), (CSCL, listed["network"])):
+        for parameter in inspect.signature(cls.__init__).parameters.values():
+            if parameter.name in skipped:
+                continue
+            default = parameter.default
+            expected = list(default) if isinstance(default, tuple) else default
+            assert where.get(parameter.name, "missing") == expected, (cls.__name__, parameter.name)

@@ -4,7 +4,9 @@ import inspect
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.linalg
 import torch
 import torchvision
 import yaml
@@ -14,6 +16,7 @@ import vireid_zoo as vz
 from helpers.configs import CONFIGS
 from vireid_zoo.blocks import GeneralizedMeanPooling, HeadOutput
 from vireid_zoo.cli import main
+from vireid_zoo.losses.normalization import normalize_features
 from vireid_zoo.models import EMIF, EMIFModule
 from vireid_zoo.models.emif import (
     GaussianConsistencyLoss,
@@ -26,8 +29,9 @@ FITS = ("identity", "batch")
 
 
 def gaussian(**kwargs: object) -> GaussianConsistencyLoss:
-    """A loss with a negligible eps, for closed-form comparisons."""
-    return GaussianConsistencyLoss(**{"eps": 1e-12, **kwargs})  # type: ignore[arg-type]
+    """A loss on the raw features with a negligible eps, for closed-form comparisons."""
+    settings = {"eps": 1e-12, "normalization": "none", **kwargs}
+    return GaussianConsistencyLoss(**settings)  # type: ignore[arg-type]
 
 
 def paired_features(seed: int = 0, ids: int = 3, k: int = 4, dim: int = 6) -> tuple:
@@ -154,7 +158,7 @@ def test_gaussian_loss_aligns_the_modality_distributions_directly(divergence: st
     optimizer = torch.optim.SGD([infrared], lr=2.0)
     first = loss(visible, infrared, visible_labels, infrared_labels).item()
     gap = (visible.mean(0) - infrared.mean(0)).norm().item()
-    for _ in range(100):
+    for _ in range(300):
         optimizer.zero_grad()
         loss(visible, infrared, visible_labels, infrared_labels).backward()
         optimizer.step()
@@ -173,6 +177,67 @@ def test_kl_is_unchanged_by_a_per_dimension_affine_map() -> None:
         loss(visible * scale + shift, infrared * scale + shift, visible_labels, infrared_labels),
         loss(visible, infrared, visible_labels, infrared_labels),
     )
+
+
+@pytest.mark.parametrize("divergence,fit", list(itertools.product(DIVERGENCES, FITS)))
+def test_standardized_loss_is_unchanged_by_a_per_dimension_scale_and_shift(
+    divergence: str, fit: str
+) -> None:
+    # The compared features are standardised together: a common per-dimension scale and
+    # shift of both modalities (what a BNNeck's weight does) changes nothing, so the loss
+    # cannot be lowered by shrinking the features. On the raw features it can.
+    visible, infrared, visible_labels, infrared_labels = paired_features()
+    scale, shift = torch.rand(6) * 5 + 0.1, torch.randn(6)
+    for normalization in ("standardize", "none"):
+        loss = gaussian(divergence=divergence, fit=fit, normalization=normalization)
+        reference = loss(visible, infrared, visible_labels, infrared_labels).item()
+        for factor in (scale, torch.full((6,), 0.01)):
+            mapped = loss(
+                visible * factor + shift, infrared * factor + shift, visible_labels, infrared_labels
+            ).item()
+            if normalization == "standardize":
+                assert mapped == pytest.approx(reference, rel=1e-3)
+            elif divergence == "wasserstein":  # the raw squared distances scale
+                assert mapped != pytest.approx(reference, rel=0.1)
+    l2 = GaussianConsistencyLoss(divergence, fit, normalization="l2")  # type: ignore[arg-type]
+    torch.testing.assert_close(
+        l2(0.01 * visible, 0.01 * infrared, visible_labels, infrared_labels),
+        l2(visible, infrared, visible_labels, infrared_labels),
+    )
+
+
+def full_covariance_w2(a: np.ndarray, b: np.ndarray) -> float:
+    """Squared 2-Wasserstein distance of the Gaussians fitted to rows a and b (unbiased)."""
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a)
+    cross = scipy.linalg.sqrtm(root @ cov_b @ root).real
+    gap = a.mean(axis=0) - b.mean(axis=0)
+    return float(gap @ gap + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross))
+
+
+def test_full_covariance_wasserstein_matches_the_matrix_square_root_form() -> None:
+    visible, infrared, visible_labels, infrared_labels = paired_features(k=5, dim=4)
+    groups = [(visible[visible_labels == y], infrared[infrared_labels == y]) for y in range(3)]
+    expected = np.mean(
+        [full_covariance_w2(a.double().numpy(), b.double().numpy()) for a, b in groups]
+    )
+    loss = gaussian(covariance="full", reduction="sum")
+    value = loss(visible.double(), infrared.double(), visible_labels, infrared_labels)
+    assert value.item() == pytest.approx(expected, rel=1e-6)
+    mean = gaussian(covariance="full")(visible, infrared, visible_labels, infrared_labels)
+    assert mean.item() == pytest.approx(expected / 4, rel=1e-4)  # averaged over 4 dimensions
+    batch = gaussian(covariance="full", fit="batch", reduction="sum")(visible, infrared)
+    assert batch.item() == pytest.approx(
+        full_covariance_w2(visible.numpy(), infrared.numpy()), rel=1e-4
+    )
+    # Correlations count: a visible pair of dimensions that moves together and an infrared
+    # pair that moves in opposition have the same diagonal variances, not the same law.
+    t = torch.linspace(-1, 1, 8)[:, None]
+    together, opposed = torch.cat([t, t], dim=1), torch.cat([t, -t], dim=1)
+    assert gaussian(fit="batch")(together, opposed).item() == pytest.approx(0.0, abs=1e-6)
+    assert gaussian(fit="batch", covariance="full")(together, opposed).item() > 0.1
+    with pytest.raises(ValueError, match="covariance='full' needs divergence='wasserstein'"):
+        GaussianConsistencyLoss(divergence="kl", covariance="full")
 
 
 # Gaussian consistency loss: numerics -----------------------------------------------------------
@@ -197,7 +262,7 @@ def test_a_single_image_per_modality_gives_eps_variances_not_nan() -> None:
     infrared, labels = torch.ones(1, 1), torch.tensor([4])
     for divergence, expected in (("kl", 1e5), ("wasserstein", 1.0)):
         for fit in FITS:
-            loss = GaussianConsistencyLoss(divergence=divergence, fit=fit, eps=1e-5)  # type: ignore[arg-type]
+            loss = GaussianConsistencyLoss(divergence, fit, eps=1e-5, normalization="none")  # type: ignore[arg-type]
             value = loss(visible, infrared, labels, labels)
             assert value.item() == pytest.approx(expected, rel=1e-4)
             (grad,) = torch.autograd.grad(value, visible)
@@ -270,7 +335,7 @@ def test_resnet50_builds_three_layer4_heads_from_the_same_weights() -> None:
     )
     expected += 3 * (count(resnet.layer4) + 2 * 2048 + 2048 * 395)  # heads, BNNecks, classifiers
     assert count(net) == expected
-    assert net.embedding_dim == 2048
+    assert net.embedding_dim == 2 * 2048  # shared + modality head
 
 
 def randomise_batch_norms(model: torch.nn.Module) -> None:
@@ -322,6 +387,7 @@ def test_a_modality_head_loss_sends_no_gradient_to_the_other_head(net: EMIF) -> 
 
 def test_extract_features_uses_the_modality_stem_and_head(net: EMIF) -> None:
     net.eval()
+    net.test_concat = False  # the shared head's embedding alone
     images = torch.randn(3, 3, 64, 32)
     with torch.no_grad():
         visible = net.extract_features(images, "visible")
@@ -341,15 +407,16 @@ def test_extract_features_uses_the_modality_stem_and_head(net: EMIF) -> None:
     torch.testing.assert_close(
         concatenated, torch.nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
     )
-    assert EMIF(0, arch="resnet18", test_concat=True).embedding_dim == 1024
+    assert EMIF(0, arch="resnet18").embedding_dim == 1024  # concatenated by default
+    assert EMIF(0, arch="resnet18", test_concat=False).embedding_dim == 512
 
 
 def test_save_and_load_pretrained_round_trip(tmp_path: Path) -> None:
-    net = EMIF(6, arch="resnet18", test_concat=True)  # the config records the arguments
+    net = EMIF(6, arch="resnet18", test_concat=False)  # the config records the arguments
     randomise_batch_norms(net)
     net.save_pretrained(tmp_path / "emif")
     loaded = EMIF.from_pretrained(tmp_path / "emif").eval()
-    assert loaded.test_concat and loaded.embedding_dim == 1024
+    assert not loaded.test_concat and loaded.embedding_dim == 512
     images = torch.randn(2, 3, 64, 32)
     with torch.no_grad():
         torch.testing.assert_close(
@@ -365,7 +432,7 @@ def test_head_stage_and_arguments_are_checked() -> None:
     assert output.infrared.bn.shape == (2, 512)
     assert EMIF(4, arch="resnet18", head_stage=1).extract_features(
         torch.randn(2, 3, 64, 32), "visible"
-    ).shape == (2, 512)
+    ).shape == (2, 2 * 512)
     with pytest.raises(ValueError, match="head_stage must be 2..4"):
         EMIF(4, arch="resnet18", split_stage=1, head_stage=1)
     with pytest.raises(ValueError, match="test_feature"):
@@ -411,6 +478,71 @@ def test_total_loss_combines_shared_intra_modality_and_gaussian_terms(module: EM
     torch.testing.assert_close(terms["loss"], expected + 0.7 * intra + 0.3 * gauss)
     torch.testing.assert_close(terms["gaussian"], gauss)
     assert {"centre_visible", "triplet_infrared", "accuracy"} <= terms.keys()
+
+
+def batch_norm_1d_weights(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [m.weight for m in module.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+
+
+def test_the_gaussian_term_does_not_depend_on_the_scale_of_the_features(module: EMIFModule) -> None:
+    # The BNNeck's weight scales the compared features. Rescaling every BatchNorm1d weight
+    # of the network leaves the term as it is (within 1%), and its gradient has no
+    # component along those weights: it cannot be met by shrinking the features.
+    data = batch()
+    terms = module.compute_losses(data)
+    weights = batch_norm_1d_weights(module.net)
+    assert len(weights) == 3  # the shared and the two modality BNNecks
+    (gradient,) = torch.autograd.grad(terms["gaussian"], [module.net.neck.bn.weight])
+    assert gradient.abs().max() < 1e-4 * terms["gaussian"].item()
+    original = [w.detach().clone() for w in weights]
+    for factor in (0.1, 10.0, torch.rand(512, generator=torch.Generator().manual_seed(1)) + 0.1):
+        with torch.no_grad():
+            for weight, saved in zip(weights, original, strict=True):
+                weight.copy_(saved * factor)
+        rescaled = module.compute_losses(data)
+        assert rescaled["gaussian"].item() == pytest.approx(terms["gaussian"].item(), rel=0.01)
+
+
+def moment_distances(module: EMIFModule, data: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Per-identity distances of the two modalities' means and standard deviations.
+
+    Measured on the shared embeddings standardised together (the space the term compares),
+    summed over dimensions and identities.
+    """
+    output = module.net.forward_pair(data["visible"], data["infrared"])
+    features = normalize_features(output.shared.bn, "standardize")
+    visible, infrared = features.split([len(data["visible_pid"]), len(data["infrared_pid"])])
+    first = second = 0.0
+    for identity in data["visible_pid"].unique():
+        a = visible[data["visible_pid"] == identity]
+        b = infrared[data["infrared_pid"] == identity]
+        first += (a.mean(dim=0) - b.mean(dim=0)).pow(2).sum().item()
+        second += (a.std(dim=0) - b.std(dim=0)).pow(2).sum().item()
+    return first, second
+
+
+def test_a_step_on_the_gaussian_term_moves_the_trunk_and_aligns_the_moments(
+    module: EMIFModule,
+) -> None:
+    # Abstract: the consistency loss aligns the modality distributions directly. One
+    # gradient step on that term alone changes the shared trunk and brings both the first
+    # and the second moments of the two modalities closer.
+    data = batch()
+    with torch.no_grad():
+        before = moment_distances(module, data)
+    module.zero_grad(set_to_none=True)
+    module.compute_losses(data)["gaussian"].backward()
+    trunk = [
+        *module.net.backbone.shared_stages.parameters(),
+        *module.net.backbone.visible_stages.parameters(),
+    ]
+    assert all(p.grad is not None for p in trunk) and sum(p.grad.abs().sum() for p in trunk) > 0
+    with torch.no_grad():
+        for parameter in module.net.parameters():
+            if parameter.grad is not None:
+                parameter.sub_(1e-3 * parameter.grad)
+        after = moment_distances(module, data)
+    assert after[0] < 0.9 * before[0] and after[1] < 0.9 * before[1], (before, after)
 
 
 def test_intra_modality_metric_loss_only_compares_images_of_its_modality(

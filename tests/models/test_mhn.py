@@ -1,6 +1,6 @@
 """MHN (Zuo et al., Information Fusion 2025): properties of its modules, losses and recipe.
 
-Each binding statement of the abstract (reference/METHODS.md, "MHN") has property tests:
+Each binding statement of the abstract has property tests:
 - MAM, feature-level fusion that perceives cross-modality consistency: the ``test_mam_*``
   tests and ``test_forward_train_runs_the_hybrid_as_a_third_shared_stream``;
 - the harmonisation loss adjusts the hybrid and aligns the modalities:
@@ -101,7 +101,7 @@ def test_mam_map_perceives_the_agreement_of_the_two_modalities() -> None:
     torch.testing.assert_close(hybrid, (visible + infrared) / 2)
     with torch.no_grad():  # only the f_v * f_i cue has weights (input channels 8..11)
         for conv in (mam.channel_conv, mam.pixel_conv):
-            conv.weight[:, 8:] = torch.randn(4, 4, 1, 1)
+            conv.weight[:, 8:12] = torch.randn(4, 4, 1, 1)
     agreement = mam.consistency_map(visible, infrared)
     torch.testing.assert_close(mam.consistency_map(-visible, -infrared), agreement)
     assert not torch.allclose(mam.consistency_map(visible, -infrared), agreement)
@@ -114,12 +114,67 @@ def test_mam_map_perceives_the_agreement_of_the_two_modalities() -> None:
     assert bool((hybrid <= torch.maximum(visible, infrared) + 1e-6).all())
 
 
+def agreement_pairs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Paired maps, about half of whose values agree (|f_v - f_i| < 0.5), and that target."""
+    generator = torch.Generator().manual_seed(seed)
+    visible = torch.randn(16, 4, 6, 3, generator=generator)
+    agree = torch.rand(16, 4, 6, 3, generator=generator) < 0.5
+    noise = torch.where(agree, 0.1, 2.0) * torch.randn(16, 4, 6, 3, generator=generator)
+    infrared = visible + noise
+    return visible, infrared, ((visible - infrared).abs() < 0.5).float()
+
+
+def trained_agreement_accuracy(mam: ModalityPerceptiveAggregation) -> float:
+    """Fit MAM's map to where the modalities agree; its accuracy on other pairs."""
+    optimizer = torch.optim.Adam(mam.parameters(), lr=0.05)
+    visible, infrared, target = agreement_pairs(0)
+    for _ in range(300):
+        optimizer.zero_grad()
+        consistency = mam.consistency_map(visible, infrared)
+        torch.nn.functional.binary_cross_entropy(consistency, target).backward()
+        optimizer.step()
+    visible, infrared, target = agreement_pairs(1)
+    with torch.no_grad():
+        predicted = mam.consistency_map(visible, infrared) > 0.5
+    return (predicted == target.bool()).float().mean().item()
+
+
+def test_mam_map_responds_to_agreement_between_the_modalities() -> None:
+    # Abstract: MAM explicitly captures cross-modality consistency. The default cues hold
+    # the absolute difference, 0 exactly where the two features agree, so the map can
+    # single out where they agree: fitted to that target it is right almost everywhere
+    # on other pairs. From the features and their product alone (a sign-invariant
+    # co-activation, not agreement) no map can: it stays at the majority rate (61%).
+    torch.manual_seed(0)
+    assert trained_agreement_accuracy(ModalityPerceptiveAggregation(4, mode="pixel")) > 0.95
+    product_only = ModalityPerceptiveAggregation(
+        4, "pixel", cues=("visible", "infrared", "product")
+    )
+    assert trained_agreement_accuracy(product_only) < 0.7
+    # The difference cue alone: the map depends on |f_v - f_i| only, so it is unchanged by
+    # a shift or a sign flip common to both modalities and by swapping them, and it
+    # changes as the infrared departs from the visible.
+    mam = ModalityPerceptiveAggregation(4, mode="both", cues=("difference",))
+    with torch.no_grad():
+        for conv in (mam.channel_conv, mam.pixel_conv):
+            conv.weight.normal_()
+    visible, infrared, _ = agreement_pairs(2)
+    reference = mam.consistency_map(visible, infrared)
+    for a, b in ((visible + 3.0, infrared + 3.0), (-visible, -infrared), (infrared, visible)):
+        torch.testing.assert_close(mam.consistency_map(a, b), reference)
+    assert not torch.allclose(mam.consistency_map(visible, visible + 1.0), reference)
+
+
 def test_mam_rejects_unpaired_maps_and_unknown_modes() -> None:
     mam = ModalityPerceptiveAggregation(4)
     with pytest.raises(ValueError, match=r"\(2, 4, 5, 3\) and \(3, 4, 5, 3\)"):
         mam(torch.randn(2, 4, 5, 3), torch.randn(3, 4, 5, 3))
     with pytest.raises(ValueError, match="'spatial'"):
         ModalityPerceptiveAggregation(4, mode="spatial")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="without repeats"):
+        ModalityPerceptiveAggregation(4, cues=("product", "product"))
+    with pytest.raises(ValueError, match="subset of"):
+        ModalityPerceptiveAggregation(4, cues=("ratio",))  # type: ignore[arg-type]
 
 
 # DRM ------------------------------------------------------------------------------------
@@ -141,14 +196,27 @@ def test_drm_decouples_channel_and_spatial_refinement() -> None:
 
 
 def test_decorrelation_hand_computed_and_zero_for_orthogonal_branches() -> None:
-    loss = BranchDecorrelationLoss()
+    loss = BranchDecorrelationLoss(eps=1e-8, normalization="none")
     channel = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     spatial = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-2.0, 0.0]])
-    # |cos|: 1/sqrt(2) = 0.70711, 0 (orthogonal), 1 (anti-parallel); mean 0.56904.
+    # Raw |cos|: 1/sqrt(2) = 0.70711, 0 (orthogonal), 1 (anti-parallel); mean 0.56904.
     torch.testing.assert_close(loss(channel, spatial), torch.tensor((1 / math.sqrt(2) + 1) / 3))
     assert loss(channel[1:2], spatial[1:2]) == 0
     with pytest.raises(ValueError, match=r"\(3, 2\) and \(2, 2\)"):
         loss(channel, spatial[:2])
+    # Standardised over the batch (the default): channel (1, 0), (3, 2) -> (-1, -1), (1, 1);
+    # spatial (0, 5), (2, 1) -> (-1, 1), (1, -1): both rows orthogonal, 0, although the raw
+    # second rows are nearly parallel (cos 0.99). A per-dimension rescaling of a branch
+    # (a neck's weights) changes nothing.
+    channel, spatial = (
+        torch.tensor([[1.0, 0.0], [3.0, 2.0]]),
+        torch.tensor([[0.0, 5.0], [2.0, 1.0]]),
+    )
+    assert BranchDecorrelationLoss()(channel, spatial).item() == pytest.approx(0.0, abs=1e-5)
+    random_channel, random_spatial = torch.randn(2, 8, 6)
+    reference = BranchDecorrelationLoss()(random_channel, random_spatial)
+    scaled = BranchDecorrelationLoss()(random_channel * (torch.rand(6) + 0.1), random_spatial)
+    torch.testing.assert_close(scaled, reference, rtol=1e-4, atol=1e-6)
 
 
 def test_decorrelation_gradient_step_decorrelates_the_branches() -> None:
@@ -161,6 +229,39 @@ def test_decorrelation_gradient_step_decorrelates_the_branches() -> None:
     assert loss(channel, spatial.detach() - 5.0 * spatial.grad) < before
 
 
+def branch_redundancy(module: MHNModule, images: torch.Tensor, modality: str) -> float:
+    """Decorrelation of the two DRM branches over images of one modality.
+
+    In training mode, as the loss is computed: BatchNorm normalises with these images'
+    statistics.
+    """
+    net = module.net.train()
+    with torch.no_grad():
+        heads = net._heads(net.backbone.forward_specific(images, modality), ("channel", "spatial"))
+        return module.decorrelation_loss(heads["channel"].pool, heads["spatial"].pool).item()
+
+
+def test_a_step_on_the_decorrelation_makes_each_modality_more_diverse(module: MHNModule) -> None:
+    # Abstract: DRM decouples channel and spatial semantics to enhance intra-modality
+    # diversity. One gradient step on the decorrelation term alone lowers the redundancy of
+    # the two branches (the same statistic) on other images of each modality, and it acts
+    # through the branches and the trunk only: the necks' weights cannot lower it.
+    generator = torch.Generator().manual_seed(5)
+    held_out = {m: torch.randn(12, 3, 32, 16, generator=generator) for m in ("visible", "infrared")}
+    before = {m: branch_redundancy(module, x, m) for m, x in held_out.items()}
+    module.zero_grad(set_to_none=True)
+    module.compute_losses(paired_batch(12))["decorrelation"].backward()
+    assert all(p.grad is None for p in module.net.necks.parameters())
+    gradients = [p.grad for p in module.net.parameters() if p.grad is not None]
+    norm = torch.cat([g.flatten() for g in gradients]).norm()
+    with torch.no_grad():  # a step of length 0.5 in parameter space
+        for parameter in module.net.parameters():
+            if parameter.grad is not None:
+                parameter.sub_(0.5 * parameter.grad / norm)
+    after = {m: branch_redundancy(module, x, m) for m, x in held_out.items()}
+    assert all(after[m] < before[m] for m in held_out), (before, after)
+
+
 # Harmonisation loss ---------------------------------------------------------------------
 
 
@@ -171,6 +272,11 @@ def three_modalities(*groups: list[list[float]]) -> tuple[torch.Tensor, torch.Te
     return features, codes
 
 
+def raw_harmonization(distance: str = "euclidean") -> ModalityHarmonizationLoss:
+    """The harmonisation loss on the features as they are (no standardisation)."""
+    return ModalityHarmonizationLoss(distance, normalization="none")  # type: ignore[arg-type]
+
+
 def test_harmonization_hand_computed() -> None:
     # Identity 0: visible (0,0),(0,2) -> c_v = (0,1); infrared c_i = (4,1); hybrid c_h = (1,1).
     # Identity 1: the three centres coincide at (5,5) -> 0.
@@ -178,14 +284,14 @@ def test_harmonization_hand_computed() -> None:
         [[0, 0], [0, 2], [5, 5]], [[4, 1], [5, 5]], [[1, 1], [5, 5]]
     )
     labels = torch.tensor([0, 0, 1, 0, 1, 0, 1])
-    # Euclidean: d_v = 1, d_i = 3: 1 + 3 + |1 - 3| = 6; mean over identities 3.
-    assert ModalityHarmonizationLoss()(features, labels, modalities) == pytest.approx(3.0)
+    # On the raw features. Euclidean: d_v = 1, d_i = 3: 1 + 3 + |1 - 3| = 6; mean 3.
+    assert raw_harmonization()(features, labels, modalities) == pytest.approx(3.0)
     # Squared: 1 + 9 + 8 = 18 -> 9.
-    loss = ModalityHarmonizationLoss("squared_euclidean")(features, labels, modalities)
+    loss = raw_harmonization("squared_euclidean")(features, labels, modalities)
     assert loss == pytest.approx(9.0)
     # Cosine: 1 - cos((1,1),(0,1)) = 0.29289, 1 - cos((1,1),(4,1)) = 1 - 5/sqrt(34) = 0.14251;
     # sum + |difference| = 2 * 0.29289 = 0.58579 -> 0.29289.
-    loss = ModalityHarmonizationLoss("cosine")(features, labels, modalities)
+    loss = raw_harmonization("cosine")(features, labels, modalities)
     assert loss == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-6)
 
 
@@ -196,12 +302,13 @@ def test_harmonization_is_zero_when_the_centres_coincide_and_grows_as_they_separ
 
     def loss(visible: float, infrared: float, hybrid: float) -> torch.Tensor:
         features = torch.cat([visible * direction, infrared * direction, hybrid * direction])
-        return ModalityHarmonizationLoss()(features, labels, modalities)
+        return raw_harmonization()(features, labels, modalities)
 
-    coincident = torch.cat([direction] * 3).requires_grad_()
-    zero = ModalityHarmonizationLoss()(coincident, labels, modalities)
-    zero.backward()
-    assert zero == 0 and torch.equal(coincident.grad, torch.zeros_like(coincident))
+    for harmonization in (ModalityHarmonizationLoss(), raw_harmonization()):
+        coincident = torch.cat([direction] * 3).requires_grad_()
+        zero = harmonization(coincident, labels, modalities)
+        zero.backward()
+        assert zero == 0 and torch.equal(coincident.grad, torch.zeros_like(coincident))
     # c_v = -t, c_i = +t, c_h = 0: d_v = d_i = t, loss 2t, growing with t.
     spread = [loss(-t, t, 0.0).item() for t in (0.5, 1.0, 2.0, 4.0)]
     assert spread == pytest.approx([1.0, 2.0, 4.0, 8.0])
@@ -226,6 +333,51 @@ def test_harmonization_gradient_step_aligns_the_modalities_through_the_hybrid() 
     stepped = features.detach() - 0.5 * features.grad
     assert gap(stepped) < gap(features.detach())
     assert ModalityHarmonizationLoss()(stepped, labels, modalities) < loss
+
+
+def test_harmonization_does_not_depend_on_the_feature_scale() -> None:
+    # The default L2-normalises each feature: scaling the features (all of them, or each
+    # one by its own factor) leaves the loss unchanged, so it cannot be lowered by
+    # shrinking them; "standardize" is unchanged by any per-dimension scale and shift; on
+    # the raw features the loss scales with them.
+    torch.manual_seed(0)
+    labels = torch.arange(3).repeat(6)
+    modalities = torch.arange(3).repeat_interleave(6)
+    features = torch.randn(18, 8)
+    features[6:12] += 1.0
+    row_scales = torch.rand(18, 1) * 5 + 0.1
+    dimension_scales, shift = torch.rand(8) * 5 + 0.1, torch.randn(8)
+    for distance in ("euclidean", "squared_euclidean", "cosine"):
+        l2 = ModalityHarmonizationLoss(distance)  # type: ignore[arg-type]
+        standardized = ModalityHarmonizationLoss(distance, "standardize")  # type: ignore[arg-type]
+        for loss, mapped in (
+            (l2, 0.1 * features),
+            (l2, 10.0 * features),
+            (l2, row_scales * features),
+            (standardized, features * dimension_scales + shift),
+            (standardized, 0.1 * features),
+        ):
+            value = loss(mapped, labels, modalities).item()
+            assert value == pytest.approx(loss(features, labels, modalities).item(), rel=1e-4)
+    raw = raw_harmonization()
+    assert raw(0.1 * features, labels, modalities) < 0.2 * raw(features, labels, modalities)
+
+
+def test_harmonization_term_does_not_depend_on_the_scale_of_the_trunk_output(
+    module: MHNModule,
+) -> None:
+    # A network whose pooled features are scaled (here by a hook on GeM's output) has the
+    # same harmonisation term, within 1%: it cannot be met by shrinking the features.
+    batch = paired_batch()
+    module.eval()
+    reference = module.compute_losses(batch)["harmonisation"].item()
+    for factor in (0.1, 10.0):
+        hook = module.net.pool.register_forward_hook(lambda _m, _i, out, f=factor: out * f)
+        try:
+            scaled = module.compute_losses(batch)["harmonisation"].item()
+        finally:
+            hook.remove()
+        assert scaled == pytest.approx(reference, rel=0.01)
 
 
 def test_harmonization_needs_every_modality_of_every_identity() -> None:
@@ -381,9 +533,10 @@ def test_every_loss_sends_gradients_where_it_should_and_nowhere_else(module: MHN
         # Consistency: global logits of visible, infrared and hybrid rows -> the global
         # classifier and BNNeck, the trunk and MAM; not the DRM branches or their heads.
         "consistency": TRUNK | {"mam"} | global_neck,
-        # Decorrelation: BNNeck features of the two DRM branches -> both branches and their
-        # BNNecks, and the trunk below; no classifier, nothing of the global head.
-        "decorrelation": TRUNK | {"mam"} | drm | {"necks.channel.bn", "necks.spatial.bn"},
+        # Decorrelation: pooled features of the two DRM branches -> both branches and the
+        # trunk below; no neck (whose weights could lower it without changing the
+        # branches), nothing of the global head.
+        "decorrelation": TRUNK | {"mam"} | drm,
         "id_channel": TRUNK
         | {"mam", "drm.channel", "necks.channel.bn", "necks.channel.classifier"},
         "triplet_spatial": TRUNK | {"mam", "drm.spatial"},
@@ -470,9 +623,9 @@ def test_registry_builds_the_reference_network() -> None:
     assert isinstance(net, MHN) and net.backbone.arch == "resnet50"
     assert net.embedding_dim == 3 * 2048
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
-    # MAM after the 64-channel stems, both maps: 2 x (3*64*64 + 64); SE 2048 -> 128 -> 2048;
-    # CBAM 2 -> 1 7x7 conv; three BNNecks (BN weight + bias, 2048 x 395 classifier).
-    assert count(net.mam) == 2 * (3 * 64 * 64 + 64)
+    # MAM after the 64-channel stems, four cues, both maps: 2 x (4*64*64 + 64); SE 2048 ->
+    # 128 -> 2048; CBAM 2 -> 1 7x7 conv; three BNNecks (BN weight + bias, 2048 x 395).
+    assert count(net.mam) == 2 * (4 * 64 * 64 + 64)
     assert count(net.drm) == (2048 * 128 + 128 + 128 * 2048 + 2048) + 2 * 49
     assert count(net.necks) == 3 * (2 * 2048 + 2048 * 395)
     assert net.backbone.last_stride == 1 and net.backbone.split_stage == 0
@@ -497,6 +650,12 @@ def test_configs_list_every_mhn_argument_at_its_default(
     for name, default in module_defaults().items():
         assert name in listed, name
         assert listed[name] == (list(default) if isinstance(default, tuple) else default), name
+    network = inspect.signature(MHN.__init__).parameters.values()
+    skipped = ("self", "num_classes", "backbone_pretrained", "backbone_weights_file")
+    for parameter in (p for p in network if p.name not in skipped):
+        default = parameter.default
+        expected = list(default) if isinstance(default, tuple) else default
+        assert listed["network"].get(parameter.name) == expected, parameter.name
     with pytest.raises(SystemExit) as exit_code:
         main(["fit", "--config", str(path), "--print_config"])
     assert exit_code.value.code == 0

@@ -1,4 +1,4 @@
-"""Losses shared by the methods: identity, triplet and centre losses."""
+"""Losses shared by the methods: identity, triplet and centre losses, feature normalisation."""
 
 from typing import TYPE_CHECKING
 
@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     from vireid_zoo.losses.centre import HeteroCenterTripletLoss, modality_centres
     from vireid_zoo.losses.distance import pairwise_euclidean
     from vireid_zoo.losses.identity import IdentityLoss
+    from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
     from vireid_zoo.losses.triplet import (
         BatchHardTripletLoss,
         TripletKind,

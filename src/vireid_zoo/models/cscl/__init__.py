@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from vireid_zoo.models.cscl.blocks import ParsingAlignedAttention, SemanticPartAlignment
     from vireid_zoo.models.cscl.losses import (
         DivisionLoss,
+        ForegroundLoss,
         IdentityCenterMiningLoss,
         ParsingLoss,
     )

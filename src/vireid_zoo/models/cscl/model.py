@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
 
+from vireid_zoo.blocks.attention import ChannelPooling
 from vireid_zoo.blocks.imagenet import REFERENCE_WEIGHTS
 from vireid_zoo.blocks.neck import BNNeck, HeadOutput, TestFeature
 from vireid_zoo.blocks.pooling import GeneralizedMeanPooling
@@ -18,15 +19,18 @@ from vireid_zoo.blocks.two_stream import TwoStreamResNet
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.cscl.blocks import (
+    ForegroundRule,
     ParsingAlignedAttention,
     PartPooling,
     SemanticPartAlignment,
     foreground_from_labels,
     foreground_from_logits,
+    foreground_from_probability,
 )
 from vireid_zoo.models.network import VIReIDNetwork
 
 InferenceMask = Literal["predicted", "none"]
+PamMask = Literal["predicted", "parsing"]
 TestNormalization = Literal["concat", "each"]
 
 
@@ -39,11 +43,16 @@ class CSCLOutput:
         parts: SPAM's part features before their BNNecks (B, K, C), after them (B, K, C)
             and the identity logits of each part (B, K, N).
         parsing_logits: SPAM's part logits (B, K + 1, h, w).
+        part_weights: SPAM's pooling weights (B, K, h, w), each part's summing to one.
+        mask_logits: With ``pam_mask="predicted"``, each PAM's foreground logits
+            (B, 1, h_s, w_s), by stage; empty otherwise.
     """
 
     head: HeadOutput
     parts: HeadOutput
     parsing_logits: torch.Tensor
+    part_weights: torch.Tensor
+    mask_logits: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 class CSCL(VIReIDNetwork):
@@ -54,13 +63,25 @@ class CSCL(VIReIDNetwork):
     From the abstract: human parsing guides a Parsing-aligned Attention Module (PAM,
     channel attention at several stages) and a Semantic-guided Part Alignment Module
     (SPAM, semantic part features trained with a parsing and a division loss). The rest is
-    METHODS.md [A]: the zoo's two-stream ResNet (separate stems, shared layer1..4, last
-    stride 1), a PAM after each of ``pam_stages``, GeM + BNNeck for the global feature,
-    SPAM on layer4 with a BNNeck per part. Parsing maps are used in training only:
-    [`extract_features`][] takes images alone, and the PAMs then pool over the
-    foreground SPAM predicts (``inference_mask="predicted"``: a first pass with unmasked
-    PAMs gives the part logits, a second pass uses their foreground) or over the whole map
-    (``"none"``).
+    an assumption of this zoo ([A]): the zoo's two-stream ResNet (separate stems, shared
+    layer1..4, last stride 1), a PAM after each of ``pam_stages``, GeM + BNNeck for the
+    global feature, SPAM on layer4 with a BNNeck per part.
+
+    Parsing maps exist for training images only, so what the PAMs pool over at test time
+    is a prediction. ``pam_mask`` says which foreground they pool over:
+
+    - ``"predicted"`` (the default): each PAM predicts the foreground of its own input
+      ([`ParsingAlignedAttention.mask_logits`][], trained against the parsed foreground
+      by the module's mask loss) and pools over that prediction, in training and at test
+      alike: one pass, and the network is never in a state it was not trained in;
+    - ``"parsing"``: in training the PAMs pool over the parsed foreground; at test a first
+      pass with unmasked PAMs gives SPAM's part logits, whose foreground masks the PAMs of
+      a second pass (two trunk passes per test image; the first pass is a state training
+      never sees, see the README's measurement).
+
+    ``inference_mask="none"`` makes the test-time PAMs pool over the whole map instead.
+    [`features`][] also takes parsing maps for images that have them (an oracle for
+    measurements on synthetic data).
 
     Args:
         num_classes: Training identities (classifier size); 0 for inference only.
@@ -74,8 +95,15 @@ class CSCL(VIReIDNetwork):
             (4 for the default LIP grouping: head, upper body, lower body, shoes).
         pam_stages: Stages (1..4 = layer1..4, not below ``split_stage``) followed by a PAM.
         pam_reduction: Reduction ratio of the PAM's MLP.
-        inference_mask: Foreground of the PAMs without parsing maps (see above).
+        pam_pooling: The PAM's foreground descriptors [A]: ``("avg",)`` (masked average)
+            or ``("avg", "max")``.
+        pam_residual: PAM output ``f + f w`` [A] (True) or ``f w``.
+        pam_mask: What the PAMs pool over: ``"predicted"`` or ``"parsing"`` (see above) [A].
+        inference_mask: At test, ``"predicted"`` foregrounds or ``"none"`` (no mask) [A].
+        predicted_foreground: How a predicted foreground probability becomes a mask:
+            ``"soft"`` (the probability) or ``"hard"`` (above one half) [A].
         part_pooling: SPAM's pooling weights (see [`SemanticPartAlignment`][]).
+        part_eps: Floor of SPAM's ``"class_softmax"`` normaliser [A] (1e-6).
         gem_p: GeM exponent of the global feature.
         last_stride: Stride of layer4's first block.
         split_stage: Last modality-specific stage (0: only the stems).
@@ -103,8 +131,13 @@ class CSCL(VIReIDNetwork):
         num_parts: int = 4,
         pam_stages: Sequence[int] = (1, 2, 3),
         pam_reduction: int = 16,
+        pam_pooling: Sequence[ChannelPooling] = ("avg",),
+        pam_residual: bool = True,
+        pam_mask: PamMask = "predicted",
         inference_mask: InferenceMask = "predicted",
+        predicted_foreground: ForegroundRule = "soft",
         part_pooling: PartPooling = "class_softmax",
+        part_eps: float = 1e-6,
         gem_p: float = 3.0,
         last_stride: int = 1,
         split_stage: int = 0,
@@ -114,7 +147,9 @@ class CSCL(VIReIDNetwork):
     ) -> None:
         super().__init__()
         check_choice("test_feature", test_feature, TestFeature)
+        check_choice("pam_mask", pam_mask, PamMask)
         check_choice("inference_mask", inference_mask, InferenceMask)
+        check_choice("predicted_foreground", predicted_foreground, ForegroundRule)
         check_choice("test_normalization", test_normalization, TestNormalization)
         self.backbone = TwoStreamResNet(
             arch,
@@ -132,34 +167,60 @@ class CSCL(VIReIDNetwork):
             )
         channels = self.backbone.stage_channels
         self.pam = nn.ModuleDict(
-            {str(s): ParsingAlignedAttention(channels[s], pam_reduction) for s in stages}
+            {
+                str(s): ParsingAlignedAttention(
+                    channels[s],
+                    pam_reduction,
+                    pooling=pam_pooling,
+                    residual=pam_residual,
+                    predict_mask=pam_mask == "predicted",
+                )
+                for s in stages
+            }
         )
         width = self.backbone.out_channels
         self.pool = GeneralizedMeanPooling(p=gem_p)
         self.neck = BNNeck(width, num_classes)
-        self.spam = SemanticPartAlignment(width, num_parts, part_pooling)
+        self.spam = SemanticPartAlignment(width, num_parts, part_pooling, eps=part_eps)
         self.part_necks = nn.ModuleList(BNNeck(width, num_classes) for _ in range(num_parts))
         self.num_parts = num_parts
+        self.pam_mask: PamMask = pam_mask
         self.inference_mask: InferenceMask = inference_mask
+        self.predicted_foreground: ForegroundRule = predicted_foreground
         self.test_feature: TestFeature = test_feature
         self.test_parts = test_parts
         self.test_normalization: TestNormalization = test_normalization
         self.embedding_dim = width * (1 + num_parts if test_parts else 1)
 
-    def _trunk(self, specific: torch.Tensor, foreground: torch.Tensor | None) -> torch.Tensor:
-        """Run the shared stages from the stems' output, each followed by its PAM if any."""
-        x = self._attend(self.backbone.split_stage, specific, foreground)
-        for stage in range(self.backbone.split_stage + 1, 5):
-            x = self._attend(stage, self.backbone.forward_shared(x, stage, stage), foreground)
-        return x
+    def _trunk(
+        self, specific: torch.Tensor, foreground: torch.Tensor | None, predict: bool
+    ) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """The shared stages from the stems' output, each followed by its PAM if any.
 
-    def _attend(self, stage: int, x: torch.Tensor, foreground: torch.Tensor | None) -> torch.Tensor:
-        key = str(stage)
-        return self.pam[key](x, foreground) if key in self.pam else x
+        Each PAM pools over ``foreground`` (None: the whole map), or with ``predict`` over
+        the foreground it predicts from its input. Returns the final map and, with
+        ``predict``, each PAM's foreground logits by stage.
+        """
+        logits: dict[int, torch.Tensor] = {}
+        x = specific
+        for stage in range(self.backbone.split_stage, 5):
+            if stage > self.backbone.split_stage:
+                x = self.backbone.forward_shared(x, stage, stage)
+            pam = self.pam[str(stage)] if str(stage) in self.pam else None
+            if not isinstance(pam, ParsingAlignedAttention):
+                continue  # no PAM after this stage
+            mask = foreground
+            if predict:
+                logits[stage] = pam.mask_logits(x)
+                probability = torch.sigmoid(logits[stage]).detach()
+                mask = foreground_from_probability(probability, self.predicted_foreground)
+            x = pam(x, mask)
+        return x, logits
 
     def _head(self, feature_map: torch.Tensor) -> CSCLOutput:
         head = self.neck(self.pool(feature_map))
         parsing_logits, part_pool = self.spam(feature_map)
+        part_weights = self.spam.pooling_weights(parsing_logits)
         part_outputs = [neck(part_pool[:, k]) for k, neck in enumerate(self.part_necks)]
         part_logits = None
         if head.logits is not None:
@@ -169,7 +230,7 @@ class CSCL(VIReIDNetwork):
             bn=torch.stack([part.bn for part in part_outputs], dim=1),
             logits=part_logits,
         )
-        return CSCLOutput(head=head, parts=parts, parsing_logits=parsing_logits)
+        return CSCLOutput(head, parts, parsing_logits, part_weights)
 
     def forward_pair(
         self,
@@ -181,7 +242,9 @@ class CSCL(VIReIDNetwork):
         """Training forward of a paired batch with its part maps (B, H, W) per modality.
 
         Each modality goes through its own stem; the shared stages see both together (so
-        batch statistics cover both) and the PAMs pool over each image's parsed foreground.
+        batch statistics cover both). The PAMs pool over each image's parsed foreground
+        (``pam_mask="parsing"``) or over their own prediction of it (``"predicted"``: the
+        parsed foreground is then the target of those predictions, not their input).
         """
         for images, labels in ((visible, visible_parsing), (infrared, infrared_parsing)):
             if labels.shape != (images.shape[0], *images.shape[2:]):
@@ -195,23 +258,45 @@ class CSCL(VIReIDNetwork):
                 self.backbone.forward_specific(infrared, "infrared"),
             ]
         )
-        foreground = foreground_from_labels(torch.cat([visible_parsing, infrared_parsing]))
-        output = self._head(self._trunk(specific, foreground))
+        predict = self.pam_mask == "predicted"
+        foreground = None
+        if not predict:
+            foreground = foreground_from_labels(torch.cat([visible_parsing, infrared_parsing]))
+        feature_map, mask_logits = self._trunk(specific, foreground, predict)
+        output = self._head(feature_map)
+        output.mask_logits = mask_logits
         output.head.require_logits()
         return output
 
-    def features(self, images: torch.Tensor, modality: Modality) -> CSCLOutput:
-        """Outputs for images alone (no parsing maps), PAM masks per ``inference_mask``."""
+    def features(
+        self, images: torch.Tensor, modality: Modality, parsing: torch.Tensor | None = None
+    ) -> CSCLOutput:
+        """Outputs for images of one modality, PAM masks per ``pam_mask`` / ``inference_mask``.
+
+        Args:
+            images: (B, 3, H, W).
+            modality: The images' modality.
+            parsing: Their part maps (B, H, W), if they have any: the PAMs then pool over
+                the parsed foreground, whatever ``pam_mask`` (an oracle for measurements).
+        """
         specific = self.backbone.forward_specific(images, modality)
-        feature_map = self._trunk(specific, None)
-        if self.inference_mask == "predicted" and len(self.pam) > 0:
-            foreground = foreground_from_logits(self.spam.classifier(feature_map))
-            feature_map = self._trunk(specific, foreground)
-        return self._head(feature_map)
+        if parsing is not None:
+            return self._head(self._trunk(specific, foreground_from_labels(parsing), False)[0])
+        if self.inference_mask == "none" or len(self.pam) == 0:
+            return self._head(self._trunk(specific, None, False)[0])
+        if self.pam_mask == "predicted":
+            return self._head(self._trunk(specific, None, True)[0])
+        feature_map = self._trunk(specific, None, False)[0]
+        logits = self.spam.classifier(feature_map)
+        foreground = foreground_from_logits(logits, self.predicted_foreground)
+        return self._head(self._trunk(specific, foreground, False)[0])
 
     def extract_features(self, images: torch.Tensor, modality: Modality) -> torch.Tensor:
         """L2-normalised test embeddings: global (+ parts) ``test_feature`` features."""
-        output = self.features(images, modality)
+        return self.embed_output(self.features(images, modality))
+
+    def embed_output(self, output: CSCLOutput) -> torch.Tensor:
+        """The L2-normalised test embedding of [`features`][]' output."""
         glob = output.head.feature(self.test_feature)
         parts = output.parts.feature(self.test_feature)
         pieces = [glob, *parts.unbind(dim=1)] if self.test_parts else [glob]

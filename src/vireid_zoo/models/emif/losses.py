@@ -3,8 +3,9 @@
 Zhang et al., "Learning enhancing modality-invariant features for visible-infrared person
 re-identification", IJMLC 16(1), 2025: the modality-invariant module aligns the visible and
 infrared feature distributions directly, with a consistency loss built on a Gaussian
-assumption. The form of that loss (diagonal Gaussians, the divergence, per identity or per
-batch, the variance estimator, eps) is assumed here (``reference/METHODS.md``, EMIF, [A]).
+assumption. The abstract gives no formula: the form of that loss (the features'
+normalisation, diagonal or full covariances, the divergence, per identity or per batch, the
+variance estimator, eps) is an assumption of this zoo ([A]), each part an argument.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from vireid_zoo.losses.normalization import FeatureNormalization, normalize_features
 from vireid_zoo.losses.precision import in_float32
 
 Divergence = Literal["kl", "wasserstein"]
 GaussianFit = Literal["identity", "batch"]
 VarianceSource = Literal["identity", "batch"]
 DimReduction = Literal["mean", "sum"]
+Covariance = Literal["diagonal", "full"]
 
 
 def gaussian_divergence(
@@ -75,22 +78,39 @@ class GaussianConsistencyLoss(nn.Module):
     r"""Cross-modality feature distribution consistency under a Gaussian assumption.
 
     EMIF's modality-invariant module (Zhang et al., IJMLC 2025, abstract): the visible and
-    infrared features are modelled as diagonal Gaussians $N(\mu_v, s_v^2)$,
-    $N(\mu_i, s_i^2)$ and the divergence between them
-    ([`gaussian_divergence`][]) is the loss, aligning the two distributions directly
-    rather than through pairwise metric terms. Everything below is [A] (METHODS.md):
+    infrared features are modelled as Gaussians $N(\mu_v, \Sigma_v)$,
+    $N(\mu_i, \Sigma_i)$ and the divergence between them is the loss, aligning the
+    two distributions directly rather than through pairwise metric terms. Everything below
+    is an assumption of this zoo ([A]):
 
+    - ``normalization="standardize"``: the features of both modalities are first
+      standardised together ([`normalize_features`][]:
+      per dimension, minus the mean and divided by the standard deviation of all the rows
+      of the batch), so the loss does not depend on the features' scale: a network cannot
+      lower it by shrinking its features (e.g. a BNNeck's weight), only by bringing the two
+      modalities' distributions together relative to the spread of the features. ``"l2"``
+      L2-normalises each row instead (invariant to a common scale only); ``"none"``
+      compares the raw features (the loss then scales with their square).
     - ``fit="identity"``: one pair of Gaussians per identity present in the batch, the
       loss the mean over identities; ``fit="batch"``: one Gaussian per modality over the
       whole batch (labels unused).
-    - Variances are per dimension, with Bessel's correction (``unbiased=True``) or
-      without. ``variance="batch"`` gives every identity its modality's batch-level
-      variance (over all of that modality's rows) while keeping per-identity means, which
-      is steadier when there are few images per identity.
+    - ``covariance="diagonal"``: per-dimension variances, compared by
+      [`gaussian_divergence`][]; ``"full"``: full covariances, compared by the squared
+      2-Wasserstein distance $\lVert\mu_v - \mu_i\rVert^2 + \mathrm{tr}\,\Sigma_v
+      + \mathrm{tr}\,\Sigma_i - 2\,\mathrm{tr}(\Sigma_v^{1/2}\Sigma_i\Sigma_v^{1/2})^{1/2}$
+      (``divergence="wasserstein"`` only: the KL inverts covariances that a few images per
+      identity leave singular). With $\Sigma = A^\top A$ for the centred rows
+      $A$, the trace of the square root is the nuclear norm of $A_v A_i^\top$
+      (a K x K matrix), so no D x D matrix is formed.
+    - Variances (covariances) with Bessel's correction (``unbiased=True``) or without.
+      ``variance="batch"`` gives every identity its modality's batch-level (co)variance
+      (over all of that modality's rows) while keeping per-identity means, which is
+      steadier when there are few images per identity.
     - An identity with a single image in a modality (K = 1) has no variance of its own:
       it takes its modality's batch-level variance. A modality with a single image in the
-      whole batch has variance 0. ``eps`` is then added to every variance, so every
-      variance is at least ``eps`` and the loss and its gradient stay finite (no NaN).
+      whole batch has variance 0. With diagonal covariances ``eps`` is then added to every
+      variance, so every variance is at least ``eps`` and the loss and its gradient stay
+      finite (no NaN); the full form divides by nothing and needs no floor.
     - Per identity, the divergence is averaged (``reduction="mean"``, so the loss's scale
       does not depend on the embedding size) or summed (``"sum"``, the textbook
       divergence) over dimensions.
@@ -102,9 +122,11 @@ class GaussianConsistencyLoss(nn.Module):
             (symmetric KL, noisy with few images per identity: see the EMIF README).
         fit: ``"identity"`` or ``"batch"``.
         variance: ``"identity"`` or ``"batch"`` (only read with ``fit="identity"``).
-        eps: Added to every variance, > 0.
+        eps: Added to every variance of the standardisation and of diagonal Gaussians, > 0.
         unbiased: Bessel-corrected variance (divide by n - 1) instead of by n.
         reduction: ``"mean"`` or ``"sum"`` over the embedding dimensions.
+        normalization: ``"standardize"``, ``"l2"`` or ``"none"`` (see above).
+        covariance: ``"diagonal"`` or ``"full"``.
     """
 
     def __init__(
@@ -115,6 +137,8 @@ class GaussianConsistencyLoss(nn.Module):
         eps: float = 1e-5,
         unbiased: bool = True,
         reduction: DimReduction = "mean",
+        normalization: FeatureNormalization = "standardize",
+        covariance: Covariance = "diagonal",
     ) -> None:
         super().__init__()
         for name, value, allowed in (
@@ -122,17 +146,26 @@ class GaussianConsistencyLoss(nn.Module):
             ("fit", fit, ("identity", "batch")),
             ("variance", variance, ("identity", "batch")),
             ("reduction", reduction, ("mean", "sum")),
+            ("normalization", normalization, ("standardize", "l2", "none")),
+            ("covariance", covariance, ("diagonal", "full")),
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps!r}")
+        if covariance == "full" and divergence != "wasserstein":
+            raise ValueError(
+                f"covariance='full' needs divergence='wasserstein', got {divergence!r}: the KL "
+                "inverts covariances, which a few images per identity leave singular"
+            )
         self.divergence: Divergence = divergence
         self.fit: GaussianFit = fit
         self.variance: VarianceSource = variance
         self.eps = eps
         self.unbiased = unbiased
         self.reduction: DimReduction = reduction
+        self.normalization: FeatureNormalization = normalization
+        self.covariance: Covariance = covariance
 
     def forward(
         self,
@@ -153,13 +186,34 @@ class GaussianConsistencyLoss(nn.Module):
             )
         if len(visible) == 0 or len(infrared) == 0:
             raise ValueError("the Gaussian consistency loss needs features of both modalities")
+        if self.fit == "batch":
+            num_groups = 1
+            visible_index = torch.zeros(len(visible), dtype=torch.long, device=visible.device)
+            infrared_index = visible_index.new_zeros(len(infrared))
+        else:
+            num_groups, visible_index, infrared_index = self._identity_index(
+                visible, infrared, visible_labels, infrared_labels
+            )
         dtype = torch.promote_types(visible.dtype, torch.float32)
         with torch.autocast(device_type=visible.device.type, enabled=False):
-            visible, infrared = visible.to(dtype), infrared.to(dtype)
-            if self.fit == "batch":
-                stats = [(x.mean(dim=0), self._batch_variance(x)) for x in (visible, infrared)]
-            else:
-                stats = self._identity_stats(visible, infrared, visible_labels, infrared_labels)
+            joint = torch.cat([visible.to(dtype), infrared.to(dtype)])
+            joint = normalize_features(joint, self.normalization, self.eps)
+            visible, infrared = joint[: len(visible)], joint[len(visible) :]
+            if self.covariance == "full":
+                divergence = self._full_wasserstein(
+                    visible, infrared, visible_index, infrared_index, num_groups
+                )
+                scale = visible.shape[1] if self.reduction == "mean" else 1
+                return (divergence / scale).mean()
+            own_variance = self.fit == "batch" or self.variance == "identity"
+            stats = []
+            for features, rows in ((visible, visible_index), (infrared, infrared_index)):
+                means, variances = _identity_moments(
+                    features, rows, num_groups, self._ddof if own_variance else None
+                )
+                if variances is None:
+                    variances = _batch_variance(features, self._ddof).expand_as(means)
+                stats.append((means, variances))
             (mean_v, var_v), (mean_i, var_i) = stats
             divergence = gaussian_divergence(
                 mean_v, var_v + self.eps, mean_i, var_i + self.eps, self.divergence
@@ -171,16 +225,47 @@ class GaussianConsistencyLoss(nn.Module):
     def _ddof(self) -> int:
         return 1 if self.unbiased else 0
 
-    def _batch_variance(self, features: torch.Tensor) -> torch.Tensor:
-        return _batch_variance(features, self._ddof)
+    def _factor(self, rows: torch.Tensor) -> torch.Tensor:
+        """A matrix A (n, D) with A^T A the (co)variance of ``rows``; zeros for one row."""
+        if len(rows) < 2:
+            return torch.zeros_like(rows)
+        return (rows - rows.mean(dim=0)) / float(len(rows) - self._ddof) ** 0.5
 
-    def _identity_stats(
+    def _full_wasserstein(
+        self,
+        visible: torch.Tensor,
+        infrared: torch.Tensor,
+        visible_index: torch.Tensor,
+        infrared_index: torch.Tensor,
+        num_groups: int,
+    ) -> torch.Tensor:
+        """Squared 2-Wasserstein distance of full-covariance Gaussians per group (P,)."""
+        own_variance = self.fit == "batch" or self.variance == "identity"
+        batch_factors = (self._factor(visible), self._factor(infrared))
+        distances = []
+        for group in range(num_groups):
+            pair = []
+            for features, index, batch_factor in (
+                (visible, visible_index, batch_factors[0]),
+                (infrared, infrared_index, batch_factors[1]),
+            ):
+                rows = features[index == group]
+                factor = self._factor(rows) if own_variance and len(rows) > 1 else batch_factor
+                pair.append((rows.mean(dim=0), factor))
+            (mean_v, factor_v), (mean_i, factor_i) = pair
+            cross = torch.linalg.svdvals(factor_v @ factor_i.T).sum()
+            bures = factor_v.pow(2).sum() + factor_i.pow(2).sum() - 2.0 * cross
+            distances.append((mean_v - mean_i).pow(2).sum() + bures)
+        return torch.stack(distances)
+
+    def _identity_index(
         self,
         visible: torch.Tensor,
         infrared: torch.Tensor,
         visible_labels: torch.Tensor | None,
         infrared_labels: torch.Tensor | None,
-    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    ) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """(number of identities, visible rows' identity index, infrared rows' index)."""
         if visible_labels is None or infrared_labels is None:
             raise ValueError("fit='identity' needs the identity labels of both modalities")
         if visible_labels.shape != visible.shape[:1] or infrared_labels.shape != infrared.shape[:1]:
@@ -199,16 +284,7 @@ class GaussianConsistencyLoss(nn.Module):
                     f"identities {identities[missing].tolist()} have no {name} feature in the "
                     "batch; fit='identity' needs every identity in both modalities"
                 )
-        own_variance = self.variance == "identity"
-        stats = []
-        for features, rows in ((visible, visible_index), (infrared, infrared_index)):
-            means, variances = _identity_moments(
-                features, rows, len(identities), self._ddof if own_variance else None
-            )
-            if variances is None:
-                variances = self._batch_variance(features).expand_as(means)
-            stats.append((means, variances))
-        return stats
+        return len(identities), visible_index, infrared_index
 
 
 @in_float32

@@ -5,7 +5,7 @@ modality-invariant features for visible-infrared person re-identification", Int.
 Machine Learning and Cybernetics 16(1), 55-73 (2025). The abstract binds an independent
 "intra-modality enhancing" branch per modality next to the modality-shared embedding; the
 placement of the branches (three copies of ``layer4`` on a trunk shared up to ``layer3``)
-is an assumption of this zoo (``reference/METHODS.md``, EMIF, [A]).
+is an assumption of this zoo ([A]), set by ``head_stage``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class EMIFTrunk(TwoStreamResNet):
         split_stage: Last modality-specific stage of the stems (0: the stems only).
         last_stride: Stride of ``layer4``'s first block (applied to all three heads).
         head_stage: First stage of the three heads, ``split_stage + 1`` to 4 (4: a trunk
-            shared up to ``layer3`` and three ``layer4`` heads, METHODS.md [A]).
+            shared up to ``layer3`` and three ``layer4`` heads, [A]).
     """
 
     def __init__(
@@ -137,7 +137,8 @@ class EMIF(VIReIDNetwork):
         head_stage: First stage of the three heads (4: ``layer4`` heads, [A]).
         test_feature: ``"bn"`` (BNNeck output) or ``"pool"`` (before it) at test time.
         test_concat: Concatenate the matching modality head's embedding (of the same kind)
-            to the shared one before L2 normalisation ([A], off by default).
+            to the shared one before L2 normalisation ([A], on by default: 1.0 mAP point
+            better on the demo data than the shared embedding alone, see the README).
     """
 
     method_name = "EMIF"
@@ -161,7 +162,7 @@ class EMIF(VIReIDNetwork):
         split_stage: int = 0,
         head_stage: int = 4,
         test_feature: TestFeature = "bn",
-        test_concat: bool = False,
+        test_concat: bool = True,
     ) -> None:
         super().__init__()
         check_choice("test_feature", test_feature, TestFeature)

@@ -9,9 +9,11 @@ import torch
 
 from vireid_zoo.blocks.neck import HeadOutput, TestFeature
 from vireid_zoo.core.choices import check_choice
-from vireid_zoo.losses.triplet import BatchHardTripletLoss, TripletKind, make_triplet_loss
+from vireid_zoo.losses.normalization import FeatureNormalization
+from vireid_zoo.losses.triplet import TripletKind, make_triplet_loss
 from vireid_zoo.models.base import VIReIDModule
 from vireid_zoo.models.emif.losses import (
+    Covariance,
     DimReduction,
     Divergence,
     GaussianConsistencyLoss,
@@ -25,7 +27,7 @@ from vireid_zoo.models.emif.model import EMIF
 class EMIFModule(VIReIDModule):
     r"""Train and evaluate [`EMIF`][] (Zhang et al., IJMLC 2025).
 
-    The objective ([A] weights and terms, METHODS.md):
+    The objective (the weights and the terms are assumptions of this zoo, [A]):
 
     $$
     L = L_{id}(s) + L_{tri}(s) + \alpha\,[L_{id}(v) + L_{tri}(v) + L_{id}(i)
@@ -36,16 +38,20 @@ class EMIFModule(VIReIDModule):
       triplet on its pooled features over the whole batch;
     - intra-modality enhancing heads ``v`` and ``i`` (paper: compactness within a class
       and separation between classes inside each modality): each head's own classifier
-      and a batch-hard triplet among the images of its modality only, optionally a
+      and a triplet (batch-hard by default) among the images of its modality only, optionally a
       batch-centre loss $L_c$ ([`batch_centre_loss`][]);
     - modality-invariant module: [`GaussianConsistencyLoss`][]
-      between the visible and infrared embeddings of the shared head.
+      between the visible and infrared embeddings of the shared head, standardised together
+      by default so that the term does not depend on the features' scale.
 
     Args:
         network: The [`EMIF`][] network, or its arguments.
-        margin: Margin of the batch-hard triplets ([A] 0.3).
+        margin: Margin of the shared head's batch-hard triplet ([A] 0.3).
         shared_triplet: Triplet of the shared head: ``"batch_hard"`` (margin ``margin``,
             [A], as the modality heads) or ``"wrt"`` (AGW's weighted regularisation).
+        modality_triplet: Triplet of each intra-modality enhancing head, among the images
+            of its modality: ``"batch_hard"`` ([A]) or ``"wrt"``.
+        modality_margin: Margin of the modality heads' batch-hard triplet ([A] 0.3).
         alpha: Weight of the intra-modality enhancing heads' losses ([A] 1).
         beta: Weight of the Gaussian consistency loss ([A] 0.1).
         centre_weight: $\lambda_c$, weight of the modality heads' batch-centre loss
@@ -56,10 +62,18 @@ class EMIFModule(VIReIDModule):
         gaussian_variance: Per-identity variances (``"identity"``) or the modality's
             batch-level variance for every identity (``"batch"``) ([A] identity).
         gaussian_feature: Shared-head embedding the loss sees: ``"bn"`` (the BNNeck output,
-            the test feature) or ``"pool"`` (before the neck) ([A] bn).
-        gaussian_eps: Added to every variance ([A] 1e-5).
+            the test feature) or ``"pool"`` (before the neck) ([A] bn). Standardised, the
+            two give the same term in training (the BNNeck standardises the same rows),
+            up to the BatchNorm's eps.
+        gaussian_eps: Added to every variance, of the standardisation and of diagonal
+            Gaussians ([A] 1e-5).
         gaussian_unbiased: Bessel-corrected variances ([A] True).
         gaussian_reduction: ``"mean"`` or ``"sum"`` over embedding dimensions ([A] mean).
+        gaussian_normalization: How the compared features are made scale-free:
+            ``"standardize"`` (both modalities together, per dimension, [A]), ``"l2"`` (each
+            row) or ``"none"`` (raw: the term then scales with the features' square).
+        gaussian_covariance: ``"diagonal"`` ([A]) or ``"full"`` covariances (the latter
+            with ``gaussian_divergence="wasserstein"`` only).
         **kwargs: [`VIReIDModule`][] arguments (label smoothing,
             optimiser, schedule, evaluation).
     """
@@ -73,6 +87,8 @@ class EMIFModule(VIReIDModule):
         *,
         margin: float = 0.3,
         shared_triplet: TripletKind = "batch_hard",
+        modality_triplet: TripletKind = "batch_hard",
+        modality_margin: float = 0.3,
         alpha: float = 1.0,
         beta: float = 0.1,
         centre_weight: float = 0.0,
@@ -83,6 +99,8 @@ class EMIFModule(VIReIDModule):
         gaussian_eps: float = 1e-5,
         gaussian_unbiased: bool = True,
         gaussian_reduction: DimReduction = "mean",
+        gaussian_normalization: FeatureNormalization = "standardize",
+        gaussian_covariance: Covariance = "diagonal",
         **kwargs: Any,
     ) -> None:
         check_choice("gaussian_feature", gaussian_feature, TestFeature)
@@ -95,7 +113,9 @@ class EMIFModule(VIReIDModule):
         self.shared_triplet_loss = make_triplet_loss(
             shared_triplet, margin, argument="shared_triplet"
         )
-        self.modality_triplet_loss = BatchHardTripletLoss(margin)
+        self.modality_triplet_loss = make_triplet_loss(
+            modality_triplet, modality_margin, argument="modality_triplet"
+        )
         self.gaussian_loss = GaussianConsistencyLoss(
             divergence=gaussian_divergence,
             fit=gaussian_fit,
@@ -103,6 +123,8 @@ class EMIFModule(VIReIDModule):
             eps=gaussian_eps,
             unbiased=gaussian_unbiased,
             reduction=gaussian_reduction,
+            normalization=gaussian_normalization,
+            covariance=gaussian_covariance,
         )
         self.gaussian_feature: TestFeature = gaussian_feature
         self.alpha = alpha
@@ -136,7 +158,7 @@ class EMIFModule(VIReIDModule):
             "id": self.identity_loss(logits, labels),
             "triplet": self.shared_triplet_loss(output.shared.pool, labels),
         }
-        modality_total = 0.0
+        modality_total: torch.Tensor | float = 0.0
         for name, branch, pid in (
             ("visible", output.visible, visible_pid),
             ("infrared", output.infrared, infrared_pid),

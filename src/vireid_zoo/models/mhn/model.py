@@ -18,6 +18,8 @@ from vireid_zoo.blocks.two_stream import TwoStreamResNet
 from vireid_zoo.core.choices import check_choice
 from vireid_zoo.core.records import Modality
 from vireid_zoo.models.mhn.blocks import (
+    DEFAULT_CUES,
+    Cue,
     DimensionalRefinement,
     MapMode,
     ModalityPerceptiveAggregation,
@@ -54,10 +56,11 @@ class MHN(VIReIDNetwork):
       [A], pair by pair, into a hybrid map; the hybrid runs through the shared stages as a
       third stream, in one batch with the two modalities (batch statistics cover all
       three) [A];
-    - on the final map, the DRM
+    - on the map of stage ``drm_stage`` (layer4 by default) the DRM
       ([`DimensionalRefinement`][]) gives a channel and
-      a spatial branch; the global map and each branch are GeM-pooled, each with its own
-      BNNeck and identity classifier [A];
+      a spatial branch; with ``drm_stage`` < 4 each branch then runs through the later
+      shared stages (the same weights as the global stream) [A]; the final global map and
+      each branch's are GeM-pooled, each with its own BNNeck and identity classifier [A];
     - inference ([`extract_features`][]): the images' own modality stream only; MAM
       and the hybrid are never run. The embedding concatenates the ``test_parts`` and is
       L2-normalised as a whole (not part by part) [A].
@@ -73,6 +76,13 @@ class MHN(VIReIDNetwork):
         split_stage: Last modality-specific stage; MAM fuses its outputs [A] (0: after the
             stems).
         mam_mode: Consistency map ``"channel"``-wise, ``"pixel"``-wise or ``"both"`` [A].
+        mam_cues: What MAM's map is computed from, a subset of
+            [`CUES`][vireid_zoo.models.mhn.blocks.CUES] [A] (all four: the two features,
+            their product and their absolute difference).
+        mam_zero_init: MAM's convolutions start at zero, so the hybrid starts as the mean of
+            the two modalities [A] (True).
+        drm_stage: The stage whose output map DRM refines [A] (4: layer4), from
+            ``split_stage + 1`` to 4.
         drm_reduction: Channel-branch MLP reduction [A].
         drm_channel_pooling: Channel-branch descriptors, ``("avg",)`` = SE [A].
         drm_kernel_size: Spatial-branch convolution size [A].
@@ -99,6 +109,9 @@ class MHN(VIReIDNetwork):
         backbone_weights_file: str | Path | None = None,
         split_stage: int = 0,
         mam_mode: MapMode = "both",
+        mam_cues: Sequence[Cue] = DEFAULT_CUES,
+        mam_zero_init: bool = True,
+        drm_stage: int = 4,
         drm_reduction: int = 16,
         drm_channel_pooling: Sequence[ChannelPooling] = ("avg",),
         drm_kernel_size: int = 7,
@@ -122,11 +135,20 @@ class MHN(VIReIDNetwork):
             last_stride=last_stride,
         )
         channels = self.backbone.out_channels
+        if not split_stage < drm_stage <= 4:
+            raise ValueError(
+                f"drm_stage must be {split_stage + 1}..4 (a shared stage after "
+                f"split_stage={split_stage}), got {drm_stage!r}"
+            )
+        self.drm_stage = drm_stage
         self.mam = ModalityPerceptiveAggregation(
-            self.backbone.stage_channels[split_stage], mode=mam_mode
+            self.backbone.stage_channels[split_stage],
+            mode=mam_mode,
+            cues=mam_cues,
+            zero_init=mam_zero_init,
         )
         self.drm = DimensionalRefinement(
-            channels,
+            self.backbone.stage_channels[drm_stage],
             drm_reduction,
             channel_pooling=drm_channel_pooling,
             kernel_size=drm_kernel_size,
@@ -137,12 +159,17 @@ class MHN(VIReIDNetwork):
         self.test_feature: TestFeature = test_feature
         self.embedding_dim = channels * len(self.test_parts)
 
-    def _heads(self, feature_map: torch.Tensor, heads: Sequence[Head]) -> dict[Head, HeadOutput]:
-        maps: dict[Head, torch.Tensor] = {"global": feature_map}
+    def _heads(self, specific: torch.Tensor, heads: Sequence[Head]) -> dict[Head, HeadOutput]:
+        """The ``heads`` of maps leaving the modality-specific stages (or MAM)."""
+        refined = self.backbone.forward_shared(specific, end_stage=self.drm_stage)
+        maps: dict[Head, torch.Tensor] = {"global": refined}
         if "channel" in heads:
-            maps["channel"] = self.drm.channel(feature_map)
+            maps["channel"] = self.drm.channel(refined)
         if "spatial" in heads:
-            maps["spatial"] = self.drm.spatial(feature_map)
+            maps["spatial"] = self.drm.spatial(refined)
+        if self.drm_stage < 4:
+            start = self.drm_stage + 1
+            maps = {k: self.backbone.forward_shared(m, start_stage=start) for k, m in maps.items()}
         return {head: self.necks[head](self.pool(maps[head])) for head in heads}
 
     def forward_train(self, visible: torch.Tensor, infrared: torch.Tensor) -> MHNTrainOutput:
@@ -157,7 +184,7 @@ class MHN(VIReIDNetwork):
         infrared_map = self.backbone.forward_specific(infrared, "infrared")
         hybrid_map, consistency = self.mam(visible_map, infrared_map)
         streams = torch.cat([visible_map, infrared_map, hybrid_map])
-        heads = self._heads(self.backbone.forward_shared(streams), HEADS)
+        heads = self._heads(streams, HEADS)
         heads["global"].require_logits()
         return MHNTrainOutput(heads=heads, consistency_map=consistency)
 
@@ -166,6 +193,6 @@ class MHN(VIReIDNetwork):
 
         Uses only ``modality``'s stream and the shared trunk: MAM is not run.
         """
-        heads = self._heads(self.backbone(images, modality), self.test_parts)
+        heads = self._heads(self.backbone.forward_specific(images, modality), self.test_parts)
         parts = [heads[part].feature(self.test_feature) for part in self.test_parts]
         return nn.functional.normalize(torch.cat(parts, dim=1), dim=1)
