@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -16,7 +17,12 @@ from vireid_zoo.losses import (
     IdentityLoss,
     WeightedRegularizationTripletLoss,
 )
-from vireid_zoo.models.cscl.losses import DivisionLoss, IdentityCenterMiningLoss, ParsingLoss
+from vireid_zoo.models.cscl.losses import (
+    DivisionLoss,
+    ForegroundLoss,
+    IdentityCenterMiningLoss,
+    ParsingLoss,
+)
 from vireid_zoo.models.emif.losses import GaussianConsistencyLoss, batch_centre_loss
 from vireid_zoo.models.mhn.losses import (
     BranchDecorrelationLoss,
@@ -44,8 +50,12 @@ three_labels = torch.arange(4).repeat_interleave(3)
 parts = torch.stack([features, torch.zeros_like(features), -features], dim=1)  # an empty part
 parsing_logits = torch.randn(2, 5, 4, 2, generator=generator)
 parsing_labels = torch.randint(0, 5, (2, 8, 4), generator=generator)
+foreground_logits = [  # one per PAM stage
+    8 * torch.randn(2, 1, 4, 2, generator=generator),
+    torch.randn(2, 1, 2, 1, generator=generator),
+]
 
-CASES: dict[str, tuple[Callable[..., torch.Tensor], tuple[torch.Tensor, ...]]] = {
+CASES: dict[str, tuple[Callable[..., torch.Tensor], tuple[Any, ...]]] = {
     "IdentityLoss": (IdentityLoss(0.1), (logits, labels)),
     "BatchHardTripletLoss": (BatchHardTripletLoss(), (features, labels)),
     "WeightedRegularizationTripletLoss": (WeightedRegularizationTripletLoss(), (features, labels)),
@@ -54,6 +64,7 @@ CASES: dict[str, tuple[Callable[..., torch.Tensor], tuple[torch.Tensor, ...]]] =
     "ModalityConsistencyLoss": (ModalityConsistencyLoss(), (logits, three_labels, three)),
     "BranchDecorrelationLoss": (BranchDecorrelationLoss(), (features, features.roll(1, 1))),
     "ParsingLoss": (ParsingLoss(), (parsing_logits, parsing_labels)),
+    "ForegroundLoss": (ForegroundLoss(), (foreground_logits, parsing_labels)),
     "DivisionLoss": (DivisionLoss(), (parts,)),
     "IdentityCenterMiningLoss": (IdentityCenterMiningLoss(), (features, labels, two)),
     "GaussianConsistencyLoss": (
@@ -77,13 +88,20 @@ def test_the_cases_cover_every_loss_of_the_zoo() -> None:
     assert found == set(CASES)
 
 
+def cast(value: torch.Tensor | list[torch.Tensor], dtype: torch.dtype) -> Any:
+    """A floating tensor, or each of a list of them, in ``dtype``."""
+    if isinstance(value, list):
+        return [cast(item, dtype) for item in value]
+    return value.to(dtype) if value.is_floating_point() else value
+
+
 @pytest.mark.parametrize("dtype", HALF, ids=str)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_loss_is_float32_and_exact_under_autocast(name: str, dtype: torch.dtype) -> None:
     loss, inputs = CASES[name]
     # The inputs a network would give under autocast: rounded to half precision.
-    rounded = [x.to(dtype) if x.is_floating_point() else x for x in inputs]
-    expected = loss(*[x.float() if x.is_floating_point() else x for x in rounded])
+    rounded = [cast(x, dtype) for x in inputs]
+    expected = loss(*[cast(x, torch.float32) for x in rounded])
     with torch.autocast("cpu", dtype=dtype):
         value = loss(*rounded)
     assert value.dtype == torch.float32
