@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from vireid_zoo.cli.demo import SIZES, default_cache_dir, demo_datamodule
 from vireid_zoo.cli.demo import synthetic_sysu_with_parsing as demo_data
-from vireid_zoo.core.records import MODALITY_CODES
+from vireid_zoo.core.records import MODALITY_CODES, Modality
 from vireid_zoo.data.parsing import PartMaps
 from vireid_zoo.evaluation.metric import RetrievalMetric
 from vireid_zoo.evaluation.protocols import EvaluationSuite
@@ -80,6 +81,18 @@ def scores(metric: RetrievalMetric) -> dict[str, dict[str, float]]:
     }
 
 
+def modality_rows(batch: dict[str, torch.Tensor]) -> Iterator[tuple[Modality, torch.Tensor]]:
+    """Each modality of a test batch that has images, with the indices of its rows."""
+    for modality, code in MODALITY_CODES.items():
+        rows = (batch["modality"] == code).nonzero(as_tuple=True)[0]
+        if len(rows):
+            yield modality, rows
+
+
+def update(metric: RetrievalMetric, batch: dict[str, torch.Tensor], features: torch.Tensor) -> None:
+    metric.update(batch["index"], features, batch["pid"], batch["camid"], batch["modality"])
+
+
 @torch.no_grad()
 def cscl_masks(
     directory: Path, size: str, seed: int, network: dict[str, object]
@@ -88,18 +101,15 @@ def cscl_masks(
     loader, suite, maps = test_batches(size, seed)
     metrics = {name: RetrievalMetric(suite) for name in ("predicted", "parsed")}
     for batch in loader:
-        images, modalities = batch["image"], batch["modality"]
+        images = batch["image"]
         parsing = part_maps(maps, suite, batch["index"], images.shape[-2:])
         for name, metric in metrics.items():
             features = images.new_empty(len(images), net.embedding_dim)
-            for modality, code in MODALITY_CODES.items():
-                rows = (modalities == code).nonzero(as_tuple=True)[0]
-                if len(rows) == 0:
-                    continue
+            for modality, rows in modality_rows(batch):
                 given = parsing[rows] if name == "parsed" else None
                 output = net.features(images[rows], modality, parsing=given)
                 features[rows] = net.embed_output(output)
-            metric.update(batch["index"], features, batch["pid"], batch["camid"], modalities)
+            update(metric, batch, features)
     return {
         "pam_mask": net.pam_mask,
         "masks": {name: scores(metric) for name, metric in metrics.items()},
@@ -117,10 +127,7 @@ def mhn_diversity(
         for m in MODALITY_CODES
     }
     for batch in loader:
-        for modality, code in MODALITY_CODES.items():
-            rows = (batch["modality"] == code).nonzero(as_tuple=True)[0]
-            if len(rows) == 0:
-                continue
+        for modality, rows in modality_rows(batch):
             specific = net.backbone.forward_specific(batch["image"][rows], modality)
             heads = net._heads(specific, ("channel", "spatial"))
             for branch in ("channel", "spatial"):
@@ -147,13 +154,10 @@ def emif_test_feature(
         net = EMIF.from_pretrained(directory, **{**network, "test_concat": concat}).eval()
         metric = RetrievalMetric(suite)
         for batch in loader:
-            images, modalities = batch["image"], batch["modality"]
-            features = images.new_empty(len(images), net.embedding_dim)
-            for modality, code in MODALITY_CODES.items():
-                rows = (modalities == code).nonzero(as_tuple=True)[0]
-                if len(rows):
-                    features[rows] = net.extract_features(images[rows], modality)
-            metric.update(batch["index"], features, batch["pid"], batch["camid"], modalities)
+            features = batch["image"].new_empty(len(batch["image"]), net.embedding_dim)
+            for modality, rows in modality_rows(batch):
+                features[rows] = net.extract_features(batch["image"][rows], modality)
+            update(metric, batch, features)
         report[f"test_concat={concat}"] = scores(metric)
     return report
 
