@@ -63,7 +63,8 @@ class CSCLModule(VIReIDModule):
             natural choice for the non-negative maps).
         icm_weight: lambda_c, weight of the ICM loss.
         icm_margin: Margin of the ICM loss (``icm_form="hinge"``).
-        icm_form: ``"hinge"`` (hetero-centre triplet with cross-modality negatives, [A]) or
+        icm_form: ``"hinge"`` (hetero-centre triplet with cross-modality negatives, [A]:
+            1.3 mAP points better than the pull on the demo data, see the README) or
             ``"pull"`` (every identity's centre distance, unconditionally); see
             [`IdentityCenterMiningLoss`][].
         icm_distance: ``"euclidean"`` ([A]) or ``"squared_euclidean"`` between centres.
