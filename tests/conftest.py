@@ -98,6 +98,24 @@ def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root, base / "parsing"
 
 
+@pytest.fixture(scope="session")
+def sysu_with_maps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A smaller synthetic SYSU-MM01 with its part maps (root, parsing root), for the data
+    tests; a test that changes either copies it first."""
+    base = tmp_path_factory.mktemp("parsed_small")
+    root = make_sysu_mm01(
+        base / "SYSU-MM01",
+        num_train_ids=4,
+        num_val_ids=2,
+        num_test_ids=2,
+        images_per_camera=2,
+        image_size=(32, 16),
+        seed=3,
+        parsing_root=base / "parsing",
+    )
+    return root, base / "parsing"
+
+
 def copy_dataset(root: Path, destination: Path) -> Path:
     """Copy a session dataset so a test can damage it."""
     return Path(shutil.copytree(root, destination / root.name))

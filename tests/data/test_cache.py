@@ -28,7 +28,6 @@ from vireid_zoo.data import (
 from vireid_zoo.data import cache as cache_module
 from vireid_zoo.data.cache import ImageCache, ImageCacheError
 from vireid_zoo.data.parsing import PartGrouping, PartMaps
-from vireid_zoo.data.synthetic import make_sysu_mm01
 from vireid_zoo.data.transforms import build_train_transform
 
 SMALL = {
@@ -126,22 +125,6 @@ def test_the_cached_pixels_are_the_transform_resize(sysu_root: Path, tmp_path: P
 
 
 # Parsing maps -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sysu_with_maps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("parsed")
-    root = make_sysu_mm01(
-        base / "SYSU-MM01",
-        num_train_ids=4,
-        num_val_ids=2,
-        num_test_ids=2,
-        images_per_camera=2,
-        image_size=(32, 16),
-        seed=3,
-        parsing_root=base / "parsing",
-    )
-    return root, base / "parsing"
 
 
 def test_cached_parsing_batches_equal_decoded_ones(

@@ -48,22 +48,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def sysu_with_maps(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("parsed")
-    root = make_sysu_mm01(
-        base / "SYSU-MM01",
-        num_train_ids=4,
-        num_val_ids=2,
-        num_test_ids=2,
-        images_per_camera=2,
-        image_size=(32, 16),
-        seed=3,
-        parsing_root=base / "parsing",
-    )
-    return root, base / "parsing"
-
-
 def tree_digest(root: Path) -> dict[str, str]:
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()

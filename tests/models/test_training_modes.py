@@ -26,7 +26,6 @@ from vireid_zoo.core.weights import (
     load_weights_strict,
 )
 from vireid_zoo.data import SYSUMM01DataModule
-from vireid_zoo.data.synthetic import make_sysu_mm01
 from vireid_zoo.hub.checkpoints import load_trained_module
 from vireid_zoo.models import AGW, AGWModule, CSCLModule, EMIFModule, MHNModule
 from vireid_zoo.models.base import VIReIDModule
@@ -84,22 +83,6 @@ class StepRecorder(Callback):
     def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
         metrics = trainer.callback_metrics
         self.terms.append({k: float(v) for k, v in metrics.items() if k.startswith("train/")})
-
-
-@pytest.fixture(scope="module")
-def parsed_sysu(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("parsed")
-    root = make_sysu_mm01(
-        base / "SYSU-MM01",
-        num_train_ids=6,
-        num_val_ids=2,
-        num_test_ids=4,
-        images_per_camera=2,
-        image_size=(32, 16),
-        seed=2,
-        parsing_root=base / "parsing",
-    )
-    return root, base / "parsing"
 
 
 # Mixed precision ---------------------------------------------------------------------------
